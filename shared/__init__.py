@@ -1,0 +1,1 @@
+"""Snapline's common library: settings, event contract, adapters, logging and telemetry."""

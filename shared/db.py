@@ -1,0 +1,101 @@
+"""asyncpg pools (primary, optional read replica) and schema migrations."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+import asyncpg
+
+from shared.config import Settings
+from shared.deps import Dependency
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class Pools:
+    """The primary pool for writes and the replica pool for reads (the primary when none)."""
+
+    def __init__(self, primary: asyncpg.Pool, replica: asyncpg.Pool | None = None) -> None:
+        self.primary = primary
+        self.replica = replica or primary
+
+    def __repr__(self) -> str:
+        return (
+            f"Pools(primary={self.primary.get_size()}, separate_replica={self.replica is not self.primary})"
+        )
+
+
+async def _pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=5, command_timeout=60)
+    assert pool is not None
+    return pool
+
+
+async def open_pools(settings: Settings, min_size: int = 1, max_size: int = 10) -> Pools:
+    primary = await _pool(settings.database_url, min_size, max_size)
+    replica = None
+    if settings.database_replica_url:
+        try:
+            replica = await _pool(settings.database_replica_url, min_size, max_size)
+        except Exception:
+            await primary.close()
+            raise
+    return Pools(primary, replica)
+
+
+async def close_pools(pools: Pools) -> None:
+    if pools.replica is not pools.primary:
+        await pools.replica.close()
+    await pools.primary.close()
+
+
+async def _check(pools: Pools) -> object:
+    return await pools.primary.fetchval("SELECT 1")
+
+
+def postgres_dependency(
+    settings: Settings, migrations: str | None = None, max_size: int = 10
+) -> Dependency[Pools]:
+    """Pools connected in the background; `migrations` names a package holding schema.sql."""
+
+    async def connect() -> Pools:
+        pools = await open_pools(settings, max_size=max_size)
+        if migrations:
+            try:
+                await migrate(pools.primary, migrations)
+            except Exception:
+                await close_pools(pools)
+                raise
+        return pools
+
+    return Dependency("postgres", settings.service, connect, close_pools, _check)
+
+
+async def migrate(pool: asyncpg.Pool, package: str) -> None:
+    """Apply `package`/schema.sql once per content hash, serialised by an advisory lock.
+
+    The SQL is written to be idempotent (IF NOT EXISTS), so many instances starting
+    together are safe; the lock keeps them from racing on catalog updates.
+    """
+    sql = resources.files(package).joinpath("schema.sql").read_text()
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    lock_key = int.from_bytes(hashlib.sha256(package.encode()).digest()[:8], "big", signed=True)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " package text PRIMARY KEY, digest text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = await conn.fetchval("SELECT digest FROM schema_migrations WHERE package = $1", package)
+        if done == digest:
+            return
+        await conn.execute(sql)
+        await conn.execute(
+            "INSERT INTO schema_migrations (package, digest) VALUES ($1, $2)"
+            " ON CONFLICT (package) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()",
+            package,
+            digest,
+        )
+        log.info("schema_migrated", package=package, digest=digest[:12])

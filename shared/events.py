@@ -1,0 +1,141 @@
+"""The event contract: play events as tagged, frozen msgspec Structs (schema version 1).
+
+Evolution rule: add fields with defaults only; never rename a field or change its type.
+A breaking change is a new struct or a new versioned topic beside this one.
+Decoders ignore unknown fields so an older consumer can read a newer producer's events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+SeasonType = Literal["PRE", "REG", "POST"]
+Side = Literal["offense", "defense", "special", "unknown"]
+TeamCode = Annotated[str, msgspec.Meta(min_length=1, max_length=4, pattern=r"^[A-Z]{1,4}$")]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Clock = Annotated[str, msgspec.Meta(pattern=r"^\d{1,2}:\d{2}$")]
+
+
+class Game(msgspec.Struct, frozen=True, kw_only=True):
+    """The game a play belongs to."""
+
+    game_id: NonEmpty
+    season: Annotated[int, msgspec.Meta(ge=1920, le=2100)]
+    season_type: SeasonType
+    week: Annotated[int, msgspec.Meta(ge=0, le=30)]
+    home: TeamCode
+    away: TeamCode
+
+
+class Participant(msgspec.Struct, frozen=True, kw_only=True):
+    """A player the feed names on a play."""
+
+    player_id: NonEmpty
+    team: TeamCode
+    side: Side = "unknown"
+    name: str | None = None
+    position: str | None = None
+
+
+class StatCredit(msgspec.Struct, frozen=True, kw_only=True):
+    """One GSIS stat credit; `player_id` is None for a team-level credit."""
+
+    stat_id: Annotated[int, msgspec.Meta(ge=1, le=500)]
+    team: TeamCode
+    player_id: str | None = None
+    yards: int = 0
+    value: float = 1.0
+    category: str | None = None
+
+
+class Play(msgspec.Struct, frozen=True, kw_only=True):
+    """Situation and outcome of one play, as the feed reports it."""
+
+    play_id: NonEmpty
+    sequence: Annotated[int, msgspec.Meta(ge=0)]
+    drive: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    quarter: Annotated[int, msgspec.Meta(ge=1, le=6)]
+    clock: Clock | None = None
+    down: Annotated[int, msgspec.Meta(ge=0, le=4)] | None = None
+    yards_to_go: Annotated[int, msgspec.Meta(ge=0, le=99)] | None = None
+    yardline_100: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    offense: TeamCode | None = None
+    defense: TeamCode | None = None
+    play_type: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "unknown"
+    yards_gained: int = 0
+    touchdown: bool = False
+    turnover: bool = False
+    penalty: bool = False
+    description: str = ""
+    formation: dict[str, Any] | None = None
+    personnel: dict[str, Any] | None = None
+    participants: list[Participant] = []
+    stats: list[StatCredit] = []
+
+
+class PlayRecorded(msgspec.Struct, frozen=True, kw_only=True, tag="play_recorded", tag_field="type"):
+    """A play happened (revision 1) or was restated by the feed (a higher revision)."""
+
+    event_id: NonEmpty
+    occurred_at: datetime
+    game: Game
+    play: Play
+    revision: Annotated[int, msgspec.Meta(ge=1)] = 1
+    source: str = "feed"
+    schema_version: int = SCHEMA_VERSION
+
+
+class PlayCorrected(msgspec.Struct, frozen=True, kw_only=True, tag="play_corrected", tag_field="type"):
+    """The feed replaced a play it had sent: this revision supersedes every lower one."""
+
+    event_id: NonEmpty
+    occurred_at: datetime
+    game: Game
+    play: Play
+    revision: Annotated[int, msgspec.Meta(ge=2)]
+    source: str = "feed"
+    schema_version: int = SCHEMA_VERSION
+
+
+class PlayDeleted(msgspec.Struct, frozen=True, kw_only=True, tag="play_deleted", tag_field="type"):
+    """The feed withdrew a play; it supersedes every lower revision of it."""
+
+    event_id: NonEmpty
+    occurred_at: datetime
+    game: Game
+    play_id: NonEmpty
+    revision: Annotated[int, msgspec.Meta(ge=2)]
+    reason: str = ""
+    source: str = "feed"
+    schema_version: int = SCHEMA_VERSION
+
+
+PlayEvent = PlayRecorded | PlayCorrected | PlayDeleted
+
+encoder = msgspec.json.Encoder()
+decoder: msgspec.json.Decoder[PlayEvent] = msgspec.json.Decoder(PlayEvent)
+
+
+def play_key(event: PlayEvent) -> str:
+    """The platform-wide id of the play an event is about: `<game_id>:<feed play id>`."""
+    feed_id = event.play_id if isinstance(event, PlayDeleted) else event.play.play_id
+    return f"{event.game.game_id}:{feed_id}"
+
+
+def decode_item(item: Any) -> PlayEvent:
+    """Validate one already-parsed JSON value as a play event (raises msgspec.ValidationError)."""
+    event: PlayEvent = msgspec.convert(item, PlayEvent, strict=True)
+    return event
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the events, exported for feed providers."""
+    schema: dict[str, Any] = msgspec.json.schema(PlayEvent)
+    schema["$id"] = f"https://snapline.dev/schemas/play-event.v{SCHEMA_VERSION}.json"
+    schema["title"] = "Snapline play event"
+    return schema

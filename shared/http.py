@@ -1,0 +1,210 @@
+"""What every service's HTTP side shares: middlewares, health, readiness, metrics, run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.config import Settings
+from shared.deps import Dependency, Unavailable
+from shared.errors import ApiError
+from shared.logging import bind_contextvars, clear_contextvars, get_logger
+from shared.logging import setup as setup_logging
+from shared.telemetry import (
+    HTTP_IN_FLIGHT,
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    extract_http,
+    setup_tracing,
+    tracer,
+)
+
+log = get_logger(__name__)
+SETTINGS = web.AppKey("settings", Settings)
+DEPENDENCIES = web.AppKey("dependencies", list)
+_encoder = msgspec.json.Encoder()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with msgspec (Structs, datetimes and dicts alike)."""
+    return web.Response(
+        body=_encoder.encode(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def error_response(err: ApiError) -> web.Response:
+    return json_response(err.body(), status=err.status, headers=err.headers)
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, trace span, one summary log line, metrics, and the JSON error format."""
+    settings = request.app[SETTINGS]
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    clear_contextvars()
+    bind_contextvars(service=settings.service, request_id=request_id)
+    route = _route_name(request)
+    token = otel_context.attach(extract_http(request.headers))
+    started = time.perf_counter()
+    status = 500
+    HTTP_IN_FLIGHT.labels(settings.service).inc()
+    try:
+        with tracer("snapline.http").start_as_current_span(
+            f"{request.method} {route}", kind=trace.SpanKind.SERVER
+        ) as span:
+            span.set_attribute("http.request_id", request_id)
+            response = await _to_response(request, handler)
+            status = response.status
+            span.set_attribute("http.status_code", status)
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        otel_context.detach(token)
+        HTTP_IN_FLIGHT.labels(settings.service).dec()
+        elapsed = time.perf_counter() - started
+        HTTP_REQUESTS.labels(settings.service, route, request.method, str(status)).inc()
+        HTTP_LATENCY.labels(settings.service, route, request.method).observe(elapsed)
+        if request.path not in QUIET_PATHS:
+            log.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+            )
+
+
+async def _to_response(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except Unavailable as exc:
+        return error_response(
+            ApiError(503, "unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)})
+        )
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        message = f"request body is larger than the limit of {limit} bytes"
+        return error_response(ApiError(413, "payload_too_large", message))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        message = f"no route for {request.method} {request.path}" if exc.status == 404 else exc.reason
+        return error_response(ApiError(exc.status, code, message))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled_error", path=request.path)
+        return error_response(
+            ApiError(500, "internal", "internal error; the request id names it in the logs")
+        )
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    deps: list[Dependency[Any]] = request.app[DEPENDENCIES]
+    results = await asyncio.gather(*(d.healthy() for d in deps))
+    checks = {d.name: ("ok" if ok else err) for d, (ok, err) in zip(deps, results, strict=True)}
+    ready = all(ok for ok, _ in results)
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(_: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+def base_app(settings: Settings) -> web.Application:
+    """An application with the shared middleware, health, readiness and metrics routes."""
+    setup_logging(settings.service, settings.log_level, settings.log_json)
+    setup_tracing(settings.service, settings.trace_exporter)
+    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[DEPENDENCIES] = []
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def add_dependency(app: web.Application, key: web.AppKey[Any], dep: Dependency[Any]) -> None:
+    """Register `dep` under `key`: connected in the background, checked by /readyz, closed last."""
+    app[key] = dep
+    app[DEPENDENCIES].append(dep)
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        dep.start()
+        yield
+        await dep.stop()
+
+    app.cleanup_ctx.append(ctx)
+
+
+def add_background(app: web.Application, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run `run()` as a task for the app's lifetime; cancelled and awaited at shutdown."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_supervise(name, run), name=name)
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(ctx)
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "background_task_failed",
+                task=name,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in=delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def serve(app: web.Application, settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; in-flight requests drain for up to `shutdown_timeout`."""
+    log.info("starting", host=settings.host, port=settings.port)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+        handle_signals=True,
+    )

@@ -1,0 +1,295 @@
+"""Kafka producer factory, topic set-up and the consumer loop every projector uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
+
+from shared.config import KafkaSettings, Settings
+from shared.deps import Dependency
+from shared.logging import bound_contextvars, get_logger
+from shared.telemetry import (
+    CONSUMER_BATCH_SECONDS,
+    CONSUMER_LAG,
+    CONSUMER_MESSAGES,
+    extract_kafka,
+    kafka_headers,
+    tracer,
+)
+
+log = get_logger(__name__)
+Record: TypeAlias = ConsumerRecord
+BatchHandler = Callable[[Sequence[Record]], Awaitable[None]]
+
+
+def make_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
+    """A producer that never reports a record as sent before every in-sync replica has it."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,  # no duplicates or reordering from the producer's own retries
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+        request_timeout_ms=15000,
+        retry_backoff_ms=200,
+        metadata_max_age_ms=60000,
+    )
+
+
+async def _start_producer(settings: Settings) -> AIOKafkaProducer:
+    producer = make_producer(settings.kafka, f"snapline-{settings.service}")
+    try:
+        await producer.start()
+    except Exception:
+        await producer.stop()
+        raise
+    return producer
+
+
+async def _check_producer(producer: AIOKafkaProducer) -> object:
+    return await producer.client.fetch_all_metadata()
+
+
+def producer_dependency(settings: Settings) -> Dependency[AIOKafkaProducer]:
+    """The service's producer, started in the background."""
+    return Dependency(
+        "kafka",
+        settings.service,
+        lambda: _start_producer(settings),
+        lambda p: p.stop(),
+        _check_producer,
+    )
+
+
+def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+    """Every topic the platform uses, with its partition count and settings."""
+    return [
+        NewTopic(
+            settings.plays_topic,
+            settings.play_partitions,
+            1,
+            topic_configs={"min.insync.replicas": "1", "retention.ms": "-1"},
+        ),
+        NewTopic(settings.dead_letter_topic, 1, 1, topic_configs={"retention.ms": "-1"}),
+    ]
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Sequence[NewTopic] | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="snapline-topics")
+    await admin.start()
+    try:
+        wanted = list(topics or topic_specs(settings))
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another instance won the race
+                await admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._loop.commit_processed(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info(
+            "partitions_assigned",
+            group=self._loop.group,
+            partitions=sorted(tp.partition for tp in assigned),
+        )
+
+
+class ConsumerLoop:
+    """Consume `topics` in `group`; hand each partition's batch to `handler`, then commit.
+
+    Offsets are committed only after the handler returned, and again for revoked partitions
+    during a rebalance. A failing batch is retried from its first record with backoff;
+    when it keeps failing, records are retried one by one and those that still fail go to
+    the dead-letter topic with the error, so one poison record never stalls a game.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        dead_letter: AIOKafkaProducer | None = None,
+        max_records: int = 500,
+        batch_attempts: int = 4,
+    ) -> None:
+        self.group = group
+        self._settings = settings
+        self._topics = list(topics)
+        self._handler = handler
+        self._dead_letter = dead_letter
+        self._max_records = max_records
+        self._batch_attempts = batch_attempts
+        self._processed: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.handled = 0
+
+    def __repr__(self) -> str:
+        return f"ConsumerLoop(group={self.group!r}, topics={self._topics}, handled={self.handled})"
+
+    async def start(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka.bootstrap,
+            group_id=self.group,
+            client_id=f"snapline-{self._settings.service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_records,
+            fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            session_timeout_ms=30000,
+            heartbeat_interval_ms=3000,
+            max_poll_interval_ms=300000,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        self.consumer = consumer
+        return consumer
+
+    async def stop(self) -> None:
+        """Commit what was processed and leave the group."""
+        if self.consumer is None:
+            return
+        async with self._lock:
+            await self._commit(self._processed)
+        await self.consumer.stop()
+        self.consumer = None
+
+    async def commit_processed(self, partitions: Sequence[TopicPartition]) -> None:
+        async with self._lock:
+            await self._commit({tp: off for tp, off in self._processed.items() if tp in partitions})
+            for tp in partitions:
+                self._processed.pop(tp, None)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if offsets and self.consumer is not None:
+            try:
+                await self.consumer.commit(dict(offsets))
+            except Exception as exc:  # the next commit or the next owner re-reads: handlers are idempotent
+                log.warning("commit_failed", group=self.group, error=str(exc))
+
+    async def run(self) -> None:
+        """Fetch and handle batches until cancelled."""
+        consumer = self.consumer or await self.start()
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            if not batches:
+                continue
+            async with self._lock:
+                done: dict[TopicPartition, int] = {}
+                for tp, records in batches.items():
+                    if records:
+                        await self._handle_partition(consumer, tp, records)
+                        done[tp] = records[-1].offset + 1
+                self._processed.update(done)
+                await self._commit(done)
+                for tp, off in done.items():
+                    end = consumer.highwater(tp)
+                    if end is not None:
+                        CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(end - off, 0))
+
+    async def _handle_partition(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Record]
+    ) -> None:
+        links = [
+            trace.Link(trace.get_current_span(extract_kafka(r.headers)).get_span_context())
+            for r in records[:16]
+        ]
+        delay = 0.2
+        for attempt in range(1, self._batch_attempts + 1):
+            with (
+                tracer(__name__).start_as_current_span(
+                    f"consume {tp.topic}", links=links, kind=trace.SpanKind.CONSUMER
+                ),
+                bound_contextvars(group=self.group, partition=tp.partition, offset=records[0].offset),
+                CONSUMER_BATCH_SECONDS.labels(self.group).time(),
+            ):
+                try:
+                    await self._handler(records)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "batch_failed",
+                        group=self.group,
+                        attempt=attempt,
+                        records=len(records),
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+            CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc(len(records))
+            self.handled += len(records)
+            return
+        await self._one_by_one(tp, records)
+
+    async def _one_by_one(self, tp: TopicPartition, records: list[Record]) -> None:
+        for record in records:
+            try:
+                await self._handler([record])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._send_to_dead_letter(record, exc)
+                CONSUMER_MESSAGES.labels(self.group, tp.topic, "dead_letter").inc()
+            else:
+                CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc()
+            self.handled += 1
+
+    async def _send_to_dead_letter(self, record: Record, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        log.error(
+            "dead_lettered",
+            group=self.group,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=error,
+        )
+        if self._dead_letter is None:
+            raise RuntimeError(
+                f"no dead-letter producer for {self.group}; refusing to drop a record"
+            ) from exc
+        headers = kafka_headers(
+            [
+                ("dlq.group", self.group.encode()),
+                ("dlq.error", error.encode()),
+                ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ]
+        )
+        await self._dead_letter.send_and_wait(
+            self._settings.kafka.dead_letter_topic, record.value, key=record.key, headers=headers
+        )
+
+
+def consumer_dependency(loop: ConsumerLoop, settings: Settings) -> Dependency[Any]:
+    """A consumer loop started in the background once the broker answers."""
+
+    async def check(consumer: AIOKafkaConsumer) -> object:
+        return await consumer._client.fetch_all_metadata()
+
+    return Dependency("kafka-consumer", settings.service, loop.start, lambda _: loop.stop(), check)

@@ -1,0 +1,76 @@
+"""Tracing (OpenTelemetry, W3C trace context over HTTP and Kafka headers) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from prometheus_client import Counter, Gauge, Histogram
+
+_configured = False
+
+
+def setup_tracing(service: str, exporter: str = "none") -> None:
+    """Install the SDK tracer provider once per process; `exporter` is none or console."""
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": f"snapline-{service}"}))
+    if exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _configured = True
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def inject_http(headers: dict[str, str]) -> dict[str, str]:
+    """Add the current trace context (traceparent) to outgoing HTTP headers."""
+    propagate.inject(headers)
+    return headers
+
+
+def extract_http(headers: Mapping[str, str]) -> Context:
+    return propagate.extract(headers)
+
+
+def kafka_headers(extra: Iterable[tuple[str, bytes]] = ()) -> list[tuple[str, bytes]]:
+    """Kafka record headers carrying the current trace context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [*((k, v.encode()) for k, v in carrier.items()), *extra]
+
+
+def extract_kafka(headers: Iterable[tuple[str, bytes]] | None) -> Context:
+    carrier = {k: v.decode("latin-1") for k, v in (headers or ())}
+    return propagate.extract(carrier)
+
+
+# Metrics shared by every service; service-specific ones live beside their code.
+HTTP_REQUESTS = Counter(
+    "snapline_http_requests_total", "HTTP requests served", ["service", "route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "snapline_http_request_seconds", "HTTP request latency", ["service", "route", "method"]
+)
+HTTP_IN_FLIGHT = Gauge("snapline_http_in_flight", "HTTP requests in progress", ["service"])
+DEPENDENCY_UP = Gauge("snapline_dependency_up", "1 when a dependency is reachable", ["service", "dependency"])
+CONSUMER_MESSAGES = Counter(
+    "snapline_consumer_messages_total", "Kafka records handled", ["group", "topic", "outcome"]
+)
+CONSUMER_LAG = Gauge("snapline_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
+CONSUMER_BATCH_SECONDS = Histogram(
+    "snapline_consumer_batch_seconds", "Time to handle one fetched batch", ["group"]
+)
+PRODUCER_RECORDS = Counter("snapline_producer_records_total", "Records sent to Kafka", ["topic", "outcome"])

@@ -1,0 +1,56 @@
+"""Fixtures shared by the suite.
+
+Integration and end-to-end tests talk to the real Kafka, PostgreSQL and Redis that the set-up
+started (`make test` starts them; their URLs come from the environment, with the local
+defaults of deploy/local/env.sh). Each test isolates itself with its own topic prefix,
+consumer group, database schema or key prefix, and removes what it made.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from shared.config import Settings
+from shared.kafka import ensure_topics
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short id to name what one test creates."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_settings(unique: str) -> Callable[..., Settings]:
+    """Settings for one service, on an isolated topic prefix and consumer group for this test."""
+
+    def build(service: str, **env: str) -> Settings:
+        merged = dict(os.environ)
+        merged.setdefault("LOG_JSON", "true")
+        merged["KAFKA_TOPIC_PREFIX"] = f"test-{unique}"
+        merged[f"{service.upper()}_CONSUMER_GROUP"] = f"test-{unique}-{service}"
+        merged[f"{service.upper()}_PORT"] = "0"
+        merged.update(env)
+        return Settings.from_env(service, merged)
+
+    return build
+
+
+@pytest.fixture
+async def topics(make_settings: Callable[..., Settings]) -> AsyncIterator[Settings]:
+    """Create this test's own topics; delete them afterwards."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    settings = make_settings("test")
+    await ensure_topics(settings.kafka)
+    yield settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([settings.kafka.plays_topic, settings.kafka.dead_letter_topic])
+    finally:
+        await admin.close()
