@@ -99,3 +99,34 @@ async def migrate(pool: asyncpg.Pool, package: str) -> None:
             digest,
         )
         log.info("schema_migrated", package=package, digest=digest[:12])
+
+
+_PARTITION_LOCK = 0x736E61706C696E65  # 'snapline': serialises partition DDL across instances
+
+
+class SeasonPartitions:
+    """Creates the yearly partitions of a season-partitioned table on demand, once per process."""
+
+    def __init__(self, table: str) -> None:
+        if not table.isidentifier():
+            raise ValueError(f"{table!r} is not a plain table name")
+        self.table = table
+        self._known: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"SeasonPartitions({self.table!r}, known={sorted(self._known)})"
+
+    async def ensure(self, conn: asyncpg.Connection, seasons: set[int]) -> None:
+        """Create the partitions of `seasons` that this process has not seen yet."""
+        missing = seasons - self._known
+        if not missing:
+            return
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
+            for season in sorted(missing):
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.table}_{season:d} PARTITION OF {self.table} "
+                    f"FOR VALUES FROM ({season:d}) TO ({season + 1:d})"
+                )
+        log.info("partitions_ready", table=self.table, seasons=sorted(missing))
+        self._known |= missing

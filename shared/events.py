@@ -7,6 +7,7 @@ Decoders ignore unknown fields so an older consumer can read a newer producer's 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -125,6 +126,17 @@ def play_key(event: PlayEvent) -> str:
     """The platform-wide id of the play an event is about: `<game_id>:<feed play id>`."""
     feed_id = event.play_id if isinstance(event, PlayDeleted) else event.play.play_id
     return f"{event.game.game_id}:{feed_id}"
+
+
+def latest_revisions(events: Iterable[PlayEvent]) -> list[PlayEvent]:
+    """The highest revision of each play in `events`, in first-seen order."""
+    best: dict[str, PlayEvent] = {}
+    for event in events:
+        key = play_key(event)
+        current = best.get(key)
+        if current is None or event.revision > current.revision:
+            best[key] = event
+    return list(best.values())
 
 
 def decode_item(item: Any) -> PlayEvent:

@@ -7,14 +7,16 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
+import asyncpg
+import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 
 from shared.config import KafkaSettings, Settings
-from shared.deps import Dependency
+from shared.deps import Dependency, Unavailable
 from shared.logging import bound_contextvars, get_logger
 from shared.telemetry import (
     CONSUMER_BATCH_SECONDS,
@@ -26,6 +28,18 @@ from shared.telemetry import (
 )
 
 log = get_logger(__name__)
+# Failures of infrastructure, not of the record: retried until they pass, never dead-lettered.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    Unavailable,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    KafkaError,
+)
 Record: TypeAlias = ConsumerRecord
 BatchHandler = Callable[[Sequence[Record]], Awaitable[None]]
 
@@ -130,7 +144,7 @@ class ConsumerLoop:
         group: str,
         topics: Sequence[str],
         handler: BatchHandler,
-        dead_letter: AIOKafkaProducer | None = None,
+        dead_letter: Dependency[AIOKafkaProducer] | AIOKafkaProducer | None = None,
         max_records: int = 500,
         batch_attempts: int = 4,
     ) -> None:
@@ -145,6 +159,7 @@ class ConsumerLoop:
         self._lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.handled = 0
+        self._last_error: BaseException = RuntimeError("no error")
 
     def __repr__(self) -> str:
         return f"ConsumerLoop(group={self.group!r}, topics={self._topics}, handled={self.handled})"
@@ -218,49 +233,51 @@ class ConsumerLoop:
             trace.Link(trace.get_current_span(extract_kafka(r.headers)).get_span_context())
             for r in records[:16]
         ]
-        delay = 0.2
-        for attempt in range(1, self._batch_attempts + 1):
-            with (
-                tracer(__name__).start_as_current_span(
-                    f"consume {tp.topic}", links=links, kind=trace.SpanKind.CONSUMER
-                ),
-                bound_contextvars(group=self.group, partition=tp.partition, offset=records[0].offset),
-                CONSUMER_BATCH_SECONDS.labels(self.group).time(),
-            ):
-                try:
-                    await self._handler(records)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning(
-                        "batch_failed",
-                        group=self.group,
-                        attempt=attempt,
-                        records=len(records),
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-            CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc(len(records))
-            self.handled += len(records)
-            return
-        await self._one_by_one(tp, records)
+        with (
+            tracer(__name__).start_as_current_span(
+                f"consume {tp.topic}", links=links, kind=trace.SpanKind.CONSUMER
+            ),
+            bound_contextvars(group=self.group, partition=tp.partition, offset=records[0].offset),
+            CONSUMER_BATCH_SECONDS.labels(self.group).time(),
+        ):
+            if await self._with_retries(records, self._batch_attempts):
+                CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc(len(records))
+                self.handled += len(records)
+                return
+            for record in records:  # the batch keeps failing: find the record(s) at fault
+                if await self._with_retries([record], 1):
+                    CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc()
+                else:
+                    await self._send_to_dead_letter(record, self._last_error)
+                    CONSUMER_MESSAGES.labels(self.group, tp.topic, "dead_letter").inc()
+                self.handled += 1
 
-    async def _one_by_one(self, tp: TopicPartition, records: list[Record]) -> None:
-        for record in records:
+    async def _with_retries(self, records: list[Record], attempts: int) -> bool:
+        """Run the handler; transient (infrastructure) failures retry without limit."""
+        delay = 0.2
+        failures = 0
+        while True:
             try:
-                await self._handler([record])
+                await self._handler(records)
+                return True
             except asyncio.CancelledError:
                 raise
+            except TRANSIENT as exc:
+                self._last_error = exc
+                log.warning(
+                    "batch_waiting_for_dependency", group=self.group, error=f"{type(exc).__name__}: {exc}"
+                )
             except Exception as exc:
-                await self._send_to_dead_letter(record, exc)
-                CONSUMER_MESSAGES.labels(self.group, tp.topic, "dead_letter").inc()
-            else:
-                CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc()
-            self.handled += 1
+                self._last_error = exc
+                failures += 1
+                log.warning("batch_failed", group=self.group, attempt=failures, records=len(records),
+                            error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                if failures >= attempts:
+                    return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
-    async def _send_to_dead_letter(self, record: Record, exc: Exception) -> None:
+    async def _send_to_dead_letter(self, record: Record, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         log.error(
             "dead_lettered",
@@ -281,7 +298,8 @@ class ConsumerLoop:
                 ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ]
         )
-        await self._dead_letter.send_and_wait(
+        producer = self._dead_letter.get() if isinstance(self._dead_letter, Dependency) else self._dead_letter
+        await producer.send_and_wait(
             self._settings.kafka.dead_letter_topic, record.value, key=record.key, headers=headers
         )
 
@@ -293,3 +311,9 @@ def consumer_dependency(loop: ConsumerLoop, settings: Settings) -> Dependency[An
         return await consumer._client.fetch_all_metadata()
 
     return Dependency("kafka-consumer", settings.service, loop.start, lambda _: loop.stop(), check)
+
+
+async def run_when_connected(dependency: Dependency[Any], loop: ConsumerLoop) -> None:
+    """Wait until the consumer has joined, then run its loop (for `add_background`)."""
+    await dependency.wait()
+    await loop.run()

@@ -8,9 +8,11 @@ consumer group, database schema or key prefix, and removes what it made.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -54,3 +56,35 @@ async def topics(make_settings: Callable[..., Settings]) -> AsyncIterator[Settin
         await admin.delete_topics([settings.kafka.plays_topic, settings.kafka.dead_letter_topic])
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(unique: str) -> AsyncIterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema of this test's own; dropped afterwards."""
+    import asyncpg
+
+    base = os.environ.get("DATABASE_URL", Settings.from_env("test", {}).database_url)
+    schema = f"test_{unique}"
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}search_path={schema}"
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+@pytest.fixture
+async def started() -> AsyncIterator[Callable[[Any], Any]]:
+    """Start Dependencies in the background and stop them after the test: `await started(dep)`."""
+    deps: list[Any] = []
+
+    async def start(dep: Any) -> Any:
+        deps.append(dep)
+        dep.start()
+        return await asyncio.wait_for(dep.wait(), 30)
+
+    yield start
+    for dep in reversed(deps):
+        await dep.stop()

@@ -1,0 +1,73 @@
+# Snapline: the two commands on a bare machine are `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LOCAL := .local
+STAMP := $(VENV)/.installed
+SAMPLE_GAME ?= 2019090800
+
+.PHONY: help up down status test lint format bench infra infra-down services services-down data sample venv clean
+
+help:
+	@echo "make up      set up what is missing, start infrastructure + five services, load a real game"
+	@echo "make test    the same set-up, then the whole test suite"
+	@echo "make down    stop everything 'make up' started (by pid files)"
+	@echo "make status  what is running"
+	@echo "make lint    ruff + mypy"
+	@echo "make bench   benchmarks under bench/ (figures beside the raw baselines)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+infra: venv
+	@bash deploy/local/infra.sh start
+	@$(BIN)/python -m shared.topics
+
+data: venv
+	@bash deploy/local/data.sh >/dev/null
+
+services: infra
+	@bash deploy/local/services.sh start
+	@bash deploy/local/services.sh wait 180
+
+sample: services data
+	@bash deploy/local/sample.sh $(SAMPLE_GAME)
+
+up: sample
+	@bash deploy/local/sample.sh --banner
+
+down: services-down infra-down
+
+services-down:
+	@bash deploy/local/services.sh stop
+
+infra-down:
+	@bash deploy/local/infra.sh stop
+
+status:
+	@bash deploy/local/infra.sh status
+	@bash deploy/local/services.sh status
+
+test: services data
+	@$(BIN)/python -m pytest -q
+
+lint: venv
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy shared services snapline_cli
+
+format: venv
+	@$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q .
+
+bench: services data
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: down
+	rm -rf $(LOCAL) $(VENV)

@@ -1,0 +1,1 @@
+"""Analytics: exact aggregates of play events (PostgreSQL, cached in Redis), rankings and stats."""

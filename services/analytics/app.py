@@ -1,0 +1,32 @@
+"""Builds the analytics application: the aggregate store fed by Kafka and its read API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.analytics.cache import AnswerCache
+from services.analytics.consumer import batch_handler
+from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, POSTGRES, REDIS
+from services.analytics.routes import setup_routes
+from services.analytics.store import AggregateStore
+from shared.cache import redis_dependency
+from shared.config import Settings
+from shared.db import postgres_dependency
+from shared.http import add_background, add_dependency, base_app
+from shared.kafka import ConsumerLoop, consumer_dependency, producer_dependency, run_when_connected
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = base_app(settings)
+    add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.analytics"))
+    add_dependency(app, REDIS, redis_dependency(settings))
+    add_dependency(app, DEAD_LETTER, producer_dependency(settings))
+    app[ANSWERS] = AnswerCache(app[REDIS], settings.kafka.topic_prefix)
+    store = AggregateStore(app[POSTGRES], app[ANSWERS].bump)
+    loop = ConsumerLoop(settings, settings.consumer_group, [settings.kafka.plays_topic],
+                        batch_handler(store), dead_letter=app[DEAD_LETTER],
+                        max_records=settings.consumer_batch)  # fmt: skip
+    add_dependency(app, CONSUMER, consumer_dependency(loop, settings))
+    add_background(app, "analytics-consumer", lambda: run_when_connected(app[CONSUMER], loop))
+    setup_routes(app)
+    return app

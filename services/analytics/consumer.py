@@ -1,0 +1,17 @@
+"""The analytics service's Kafka consumer: plays into the aggregates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.analytics.store import AggregateStore
+from shared.kafka import BatchHandler, Record
+
+
+def batch_handler(store: AggregateStore) -> BatchHandler:
+    """One transaction per partition batch."""
+
+    async def handle(records: Sequence[Record]) -> None:
+        await store.apply_records([r.value for r in records])
+
+    return handle

@@ -1,0 +1,16 @@
+"""Typed application keys of the analytics service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from services.analytics.cache import AnswerCache
+from shared.deps import Dependency
+
+POSTGRES: web.AppKey[Dependency[Any]] = web.AppKey("postgres", Dependency)
+REDIS: web.AppKey[Dependency[Any]] = web.AppKey("redis", Dependency)
+CONSUMER: web.AppKey[Dependency[Any]] = web.AppKey("consumer", Dependency)
+DEAD_LETTER: web.AppKey[Dependency[Any]] = web.AppKey("dead_letter", Dependency)
+ANSWERS = web.AppKey("answers", AnswerCache)

@@ -1,0 +1,52 @@
+-- Exact aggregates. Each play's last applied contribution is kept, so a correction or a
+-- delete applies the difference and a redelivered event changes nothing.
+CREATE TABLE IF NOT EXISTS analytics_play_contrib (
+    play_id   text    PRIMARY KEY,
+    season    integer NOT NULL,
+    revision  integer NOT NULL,
+    contrib   jsonb   NOT NULL
+);
+
+-- Additive totals: one row per (subject, season, season type, week, stat). Subjects are
+-- players ('player') and teams ('team'); stats are named '<group>.<field>' (defense.sacks).
+CREATE TABLE IF NOT EXISTS stat_totals (
+    subject_kind text     NOT NULL,
+    subject_id   text     NOT NULL,
+    season       integer  NOT NULL,
+    season_type  text     NOT NULL,
+    week         integer  NOT NULL,
+    stat         text     NOT NULL,
+    value        double precision NOT NULL,
+    PRIMARY KEY (subject_kind, subject_id, season, season_type, week, stat)
+);
+CREATE INDEX IF NOT EXISTS stat_totals_leaders ON stat_totals (subject_kind, stat, season, season_type);
+
+CREATE TABLE IF NOT EXISTS players (
+    player_id  text PRIMARY KEY,
+    name       text,
+    team       text,
+    position   text,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per (play, defender named on it), with the play's situation: the snaps and
+-- pressures behind the defensive rankings. Partitioned by season like plays.
+CREATE TABLE IF NOT EXISTS defender_plays (
+    season       integer NOT NULL,
+    play_id      text    NOT NULL,
+    player_id    text    NOT NULL,
+    team         text    NOT NULL,
+    season_type  text    NOT NULL,
+    week         integer NOT NULL,
+    quarter      integer,
+    down         integer,
+    yards_to_go  integer,
+    yardline_100 integer,
+    offense      text,
+    pressure     boolean NOT NULL,
+    sacks        real    NOT NULL,
+    PRIMARY KEY (season, play_id, player_id)
+) PARTITION BY RANGE (season);
+
+CREATE INDEX IF NOT EXISTS defender_plays_situation ON defender_plays (season, down, yards_to_go)
+    INCLUDE (player_id, pressure, sacks);

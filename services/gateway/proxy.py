@@ -1,0 +1,141 @@
+"""Forward a request to an upstream service and stream the answer back, bodies never held whole."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from structlog.contextvars import get_contextvars
+from yarl import URL
+
+from services.gateway.auth import Handler
+from services.gateway.keys import CLIENT, PRINCIPAL
+from shared.errors import ApiError, bad_request
+from shared.http import SETTINGS
+from shared.logging import get_logger
+from shared.telemetry import inject_http
+
+log = get_logger(__name__)
+# Only these pass through; anything else a client sends (X-Snapline-*, Authorization) stays here.
+REQUEST_HEADERS = ("Content-Type", "Content-Encoding", "Accept", "Accept-Encoding", "If-None-Match")
+RESPONSE_HEADERS = (
+    "Content-Type", "Content-Encoding", "Retry-After", "Location", "Cache-Control", "ETag",
+    "Last-Modified", "Content-Disposition", "Vary",
+)  # fmt: skip
+CHUNK = 64 * 1024
+
+
+class _Limit:
+    """Counts body bytes on their way through; `exceeded` tells why an upload was cut."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.exceeded = False
+
+    async def stream(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in content.iter_chunked(CHUNK):
+            seen += len(chunk)
+            if seen > self.limit:
+                self.exceeded = True
+                raise ValueError("body over the limit")
+            yield chunk
+
+
+def upstream_url(request: web.Request, name: str) -> URL:
+    """The URL of service `name` for this request's path and query; dot segments are refused, not resolved."""
+    base = request.app[SETTINGS].upstreams.get(name)
+    if not base:
+        raise ApiError(503, "upstream_unconfigured", f"no URL is configured for the {name} service")
+    if any(seg in (".", "..") for seg in request.rel_url.path.split("/")):
+        raise bad_request("the path must not contain '.' or '..' segments")
+    return URL(base.rstrip("/") + request.rel_url.raw_path_qs, encoded=True)
+
+
+def upstream_headers(request: web.Request) -> dict[str, str]:
+    """The allow-listed client headers plus request id, trace context, caller and identity."""
+    headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
+    headers["X-Request-ID"] = request.headers.get("X-Request-ID") or str(
+        get_contextvars().get("request_id", "")
+    )
+    headers["X-Forwarded-For"] = request.remote or ""
+    principal = request.get(PRINCIPAL)
+    if principal is not None:
+        headers["X-Snapline-Subject"] = principal.subject
+        headers["X-Snapline-Role"] = principal.role
+    return inject_http(headers)
+
+
+def _unreachable(name: str, exc: BaseException) -> ApiError:
+    log.warning("upstream_unreachable", upstream=name, error=f"{type(exc).__name__}: {exc}")
+    return ApiError(
+        503, "upstream_unavailable", f"the {name} service is not reachable; retry shortly",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
+def _timed_out(name: str) -> ApiError:
+    log.warning("upstream_timeout", upstream=name)
+    return ApiError(504, "upstream_timeout", f"the {name} service did not answer in time")
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body is larger than the limit of {limit} bytes")
+
+
+def _body(request: web.Request, limit: _Limit) -> AsyncIterator[bytes] | None:
+    if (request.content_length or 0) > limit.limit:
+        raise _too_large(limit.limit)
+    return limit.stream(request.content) if request.body_exists else None
+
+
+def proxy_to(name: str) -> Handler:
+    """A handler forwarding to the upstream service `name` of `settings.upstreams`."""
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        limit = _Limit(request.app[SETTINGS].max_body_bytes)
+        headers = upstream_headers(request)
+        try:
+            async with request.app[CLIENT].request(
+                request.method, upstream_url(request, name), headers=headers, data=_body(request, limit),
+                allow_redirects=False,
+            ) as upstream:  # fmt: skip
+                return await _relay(request, upstream, name, headers["X-Request-ID"])
+        except aiohttp.ClientConnectorError as exc:
+            raise _unreachable(name, exc) from None
+        except TimeoutError:
+            raise _timed_out(name) from None
+        except aiohttp.ClientError as exc:
+            if limit.exceeded:
+                raise _too_large(limit.limit) from None
+            log.warning("upstream_failed", upstream=name, error=f"{type(exc).__name__}: {exc}")
+            raise ApiError(502, "bad_gateway", f"the {name} service failed to answer") from None
+
+    return forward
+
+
+async def _relay(
+    request: web.Request, upstream: aiohttp.ClientResponse, name: str, request_id: str
+) -> web.StreamResponse:
+    headers = CIMultiDict((h, upstream.headers[h]) for h in RESPONSE_HEADERS if h in upstream.headers)
+    # Set here: the shared middleware's copy comes too late for a response already streaming.
+    headers["X-Request-ID"] = request_id
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    if upstream.content_length is not None:
+        response.content_length = upstream.content_length
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+    except ConnectionResetError:
+        return response  # the client went away; nothing is left to tell it
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # The status line is gone already: cut the connection so the client sees a broken body.
+        log.warning("upstream_broke_mid_body", upstream=name, error=f"{type(exc).__name__}: {exc}")
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response

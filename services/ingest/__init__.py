@@ -1,0 +1,1 @@
+"""Ingest: validates feed events and publishes them to Kafka, keyed by game."""

@@ -1,0 +1,16 @@
+"""python -m services.ingest"""
+
+from __future__ import annotations
+
+from services.ingest.app import create_app
+from shared.config import Settings
+from shared.http import serve
+
+
+def main() -> None:
+    settings = Settings.from_env("ingest")
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

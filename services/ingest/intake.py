@@ -1,0 +1,93 @@
+"""Turns a request body (one event, a JSON array, or NDJSON) into validated events.
+
+Each item is validated on its own, so one bad event is rejected by index and field
+while the rest of the request goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from shared.errors import ApiError
+from shared.events import PlayDeleted, PlayEvent, decoder
+
+JSON_TYPES = frozenset({"application/json"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_raw_one = msgspec.json.Decoder(msgspec.Raw)
+
+
+@dataclass(slots=True)
+class Batch:
+    """The events of one request that passed validation, and what was rejected."""
+
+    events: list[tuple[int, PlayEvent]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.events) + len(self.rejected)
+
+
+def describe(exc: msgspec.MsgspecError) -> dict[str, str]:
+    """Split msgspec's message into the field it names (dotted, from `$`) and the problem."""
+    message = str(exc)
+    problem, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return {"field": "", "message": message}
+    path = where.rstrip("`").removeprefix("$").lstrip(".")
+    return {"field": path, "message": problem}
+
+
+def _check(event: PlayEvent) -> list[dict[str, str]]:
+    """Rules across fields that a type cannot say."""
+    errors = []
+    if event.game.home == event.game.away:
+        errors.append({"field": "game.away", "message": "home and away must be different teams"})
+    if not isinstance(event, PlayDeleted):
+        play = event.play
+        if play.offense is not None and play.offense == play.defense:
+            errors.append({"field": "play.defense", "message": "offense and defense must differ"})
+    return errors
+
+
+def _add(batch: Batch, index: int, raw: bytes | msgspec.Raw) -> None:
+    try:
+        event = decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        batch.rejected.append({"index": index, "errors": [describe(exc)]})
+        return
+    errors = _check(event)
+    if errors:
+        batch.rejected.append({"index": index, "errors": errors})
+    else:
+        batch.events.append((index, event))
+
+
+def parse(body: bytes, content_type: str) -> Batch:
+    """Validate every item of `body`; raises ApiError only when the body as a whole is unusable."""
+    if not body.strip():
+        raise ApiError(400, "empty_body", "the request body is empty; send one event, an array or NDJSON")
+    batch = Batch()
+    if content_type in NDJSON_TYPES:
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        for index, line in enumerate(lines):
+            _add(batch, index, line)
+        return batch
+    if content_type not in JSON_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {content_type or '(none)'} is not accepted; "
+            "use application/json or application/x-ndjson",
+        )
+    try:
+        items = _raw_list.decode(body) if body.lstrip()[:1] == b"[" else [_raw_one.decode(body)]
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    for index, raw in enumerate(items):
+        _add(batch, index, raw)
+    return batch

@@ -1,0 +1,14 @@
+"""Typed application keys of the ingest service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from services.ingest.publisher import Publisher
+from shared.deps import Dependency
+
+PRODUCER: web.AppKey[Dependency[Any]] = web.AppKey("producer", Dependency)
+REDIS: web.AppKey[Dependency[Any]] = web.AppKey("redis", Dependency)
+PUBLISHER = web.AppKey("publisher", Publisher)

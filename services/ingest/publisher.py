@@ -1,0 +1,156 @@
+"""Deduplicates events by (game, play, revision) and event id, then publishes them to Kafka.
+
+The dedupe marks live in Redis; the consumers are idempotent too (a revision guard), so a
+lost Redis never yields a second play, only a second Kafka record that is then ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.config import Settings
+from shared.deps import Dependency, Unavailable
+from shared.events import PlayDeleted, PlayEvent, encoder
+from shared.logging import get_logger
+from shared.telemetry import PRODUCER_RECORDS, kafka_headers
+
+log = get_logger(__name__)
+EVENTS = Counter("snapline_ingest_events_total", "Events received by outcome", ["outcome"])
+PUBLISH_SECONDS = Histogram("snapline_ingest_publish_seconds", "Time until Kafka acknowledged a batch")
+PENDING = Gauge("snapline_ingest_pending_records", "Records sent to Kafka and not yet acknowledged")
+PUBLISH_TIMEOUT = 20.0
+
+# For each item: KEYS[i] is the game's hash; ARGV holds (play, revision, event id) triples.
+# Returns, per item, {status, previous revision}: 1 new, 0 duplicate, -1 older than stored.
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 3
+  local play, rev, eid = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
+  local cur = tonumber(redis.call('HGET', key, 'p:' .. play) or '0')
+  if redis.call('HEXISTS', key, 'e:' .. eid) == 1 or rev == cur then
+    out[i] = {0, cur}
+  elseif rev < cur then
+    out[i] = {-1, cur}
+  else
+    redis.call('HSET', key, 'p:' .. play, rev, 'e:' .. eid, 1)
+    out[i] = {1, cur}
+  end
+end
+return out
+"""
+# Undo claims whose records Kafka did not acknowledge, so a retry is not a "duplicate".
+_RELEASE = """
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 4
+  local play, rev, eid, prev = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  if redis.call('HGET', key, 'p:' .. play) == rev then
+    if prev == '0' then redis.call('HDEL', key, 'p:' .. play)
+    else redis.call('HSET', key, 'p:' .. play, prev) end
+  end
+  redis.call('HDEL', key, 'e:' .. eid)
+end
+return 1
+"""
+
+
+@dataclass(slots=True)
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+
+
+def _feed_play_id(event: PlayEvent) -> str:
+    return event.play_id if isinstance(event, PlayDeleted) else event.play.play_id
+
+
+class Publisher:
+    """Claims events in Redis and publishes the new ones; 503 unless Kafka acknowledged all."""
+
+    def __init__(self, settings: Settings, producer: Dependency[Any], redis: Dependency[Any]) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._redis = redis
+        self._scripts: tuple[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Publisher(topic={self._settings.kafka.plays_topic!r})"
+
+    def _key(self, event: PlayEvent) -> str:
+        return f"{self._settings.kafka.topic_prefix}:ingest:game:{event.game.game_id}"
+
+    async def publish(self, events: list[PlayEvent]) -> Outcome:
+        """Publish the events not seen before; returns the counts by outcome."""
+        producer: AIOKafkaProducer = self._producer.get()
+        redis = self._redis.get()
+        if self._scripts is None:
+            self._scripts = (redis.register_script(_CLAIM), redis.register_script(_RELEASE))
+        claim, release = self._scripts
+        outcome = Outcome()
+        if not events:
+            return outcome
+        keys = [self._key(e) for e in events]
+        args: list[Any] = []
+        for e in events:
+            args += [_feed_play_id(e), e.revision, e.event_id]
+        statuses = await claim(keys=keys, args=args)
+        fresh = [(e, int(prev)) for e, (status, prev) in zip(events, statuses, strict=True) if status == 1]
+        outcome.duplicates = sum(1 for status, _ in statuses if status == 0)
+        outcome.superseded = sum(1 for status, _ in statuses if status == -1)
+        failed = await self._send(producer, [e for e, _ in fresh])
+        if failed:
+            undo = [(e, prev) for (e, prev), bad in zip(fresh, failed, strict=True) if bad]
+            await release(
+                keys=[self._key(e) for e, _ in undo],
+                args=[a for e, prev in undo for a in (_feed_play_id(e), e.revision, e.event_id, prev)],
+            )
+            EVENTS.labels("unavailable").inc(len(undo))
+            log.warning("publish_failed", events=len(fresh), unacknowledged=len(undo))
+            raise Unavailable("kafka", retry_after=5)
+        outcome.accepted = len(fresh)
+        EVENTS.labels("accepted").inc(outcome.accepted)
+        EVENTS.labels("duplicate").inc(outcome.duplicates)
+        EVENTS.labels("superseded").inc(outcome.superseded)
+        return outcome
+
+    async def _send(self, producer: AIOKafkaProducer, events: list[PlayEvent]) -> list[bool]:
+        """Send every event; returns, per event, whether Kafka failed to acknowledge it."""
+        topic = self._settings.kafka.plays_topic
+        futures: list[asyncio.Future[Any]] = []
+        failed = [False] * len(events)
+        with PUBLISH_SECONDS.time():
+            try:
+                for e in events:
+                    headers = kafka_headers(
+                        [("event_type", type(e).__name__.encode()), ("event_id", e.event_id.encode())]
+                    )
+                    fut = await asyncio.wait_for(
+                        producer.send(topic, encoder.encode(e), key=e.game.game_id.encode(), headers=headers),
+                        PUBLISH_TIMEOUT,
+                    )
+                    futures.append(fut)
+            except Exception as exc:
+                log.warning("kafka_send_failed", error=f"{type(exc).__name__}: {exc}")
+                for i in range(len(futures), len(events)):
+                    failed[i] = True
+            PENDING.inc(len(futures))
+            try:
+                results = await asyncio.wait_for(
+                    asyncio.gather(*futures, return_exceptions=True), PUBLISH_TIMEOUT
+                )
+            except TimeoutError:
+                results = [TimeoutError("kafka did not acknowledge in time")] * len(futures)
+            finally:
+                PENDING.dec(len(futures))
+        for i, result in enumerate(results):
+            if isinstance(result, BaseException):
+                failed[i] = True
+        PRODUCER_RECORDS.labels(topic, "acked").inc(failed.count(False))
+        PRODUCER_RECORDS.labels(topic, "failed").inc(failed.count(True))
+        return failed if any(failed) else []

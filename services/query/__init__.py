@@ -1,0 +1,1 @@
+"""Query: projects play events into season-partitioned PostgreSQL and serves filtered reads."""

@@ -1,0 +1,16 @@
+"""python -m services.query"""
+
+from __future__ import annotations
+
+from services.query.app import create_app
+from shared.config import Settings
+from shared.http import serve
+
+
+def main() -> None:
+    settings = Settings.from_env("query")
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Builds the query application: the read API and the projector consuming the plays topic."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.query.consumer import batch_handler
+from services.query.keys import CONSUMER, DEAD_LETTER, POSTGRES
+from services.query.projection import Projector
+from services.query.routes import setup_routes
+from shared.config import Settings
+from shared.db import postgres_dependency
+from shared.http import add_background, add_dependency, base_app
+from shared.kafka import ConsumerLoop, consumer_dependency, producer_dependency, run_when_connected
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = base_app(settings)
+    add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.query"))
+    add_dependency(app, DEAD_LETTER, producer_dependency(settings))
+    projector = Projector(app[POSTGRES])
+    loop = ConsumerLoop(settings, settings.consumer_group, [settings.kafka.plays_topic],
+                        batch_handler(projector), dead_letter=app[DEAD_LETTER],
+                        max_records=settings.consumer_batch)  # fmt: skip
+    add_dependency(app, CONSUMER, consumer_dependency(loop, settings))
+    add_background(app, "query-consumer", lambda: run_when_connected(app[CONSUMER], loop))
+    setup_routes(app)
+    return app

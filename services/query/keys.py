@@ -1,0 +1,13 @@
+"""Typed application keys of the query service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from shared.deps import Dependency
+
+POSTGRES: web.AppKey[Dependency[Any]] = web.AppKey("postgres", Dependency)
+CONSUMER: web.AppKey[Dependency[Any]] = web.AppKey("consumer", Dependency)
+DEAD_LETTER: web.AppKey[Dependency[Any]] = web.AppKey("dead_letter", Dependency)

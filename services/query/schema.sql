@@ -1,0 +1,59 @@
+-- The query service's read model. Idempotent: applied at start-up under an advisory lock.
+-- plays is range-partitioned by season; partitions are created on demand by the projector
+-- (query.partitions) the first time a season is seen.
+CREATE TABLE IF NOT EXISTS plays (
+    play_id        text        NOT NULL,  -- '<game_id>:<feed play id>', unique platform-wide
+    season         integer     NOT NULL,
+    game_id        text        NOT NULL,
+    feed_play_id   text        NOT NULL,
+    revision       integer     NOT NULL,
+    deleted        boolean     NOT NULL DEFAULT false,
+    season_type    text        NOT NULL,
+    week           integer     NOT NULL,
+    home           text        NOT NULL,
+    away           text        NOT NULL,
+    sequence       integer     NOT NULL,
+    drive          integer,
+    quarter        integer,
+    clock          text,
+    down           integer,
+    yards_to_go    integer,
+    yardline_100   integer,
+    offense        text,
+    defense        text,
+    play_type      text,
+    yards_gained   integer,
+    touchdown      boolean     NOT NULL DEFAULT false,
+    turnover       boolean     NOT NULL DEFAULT false,
+    penalty        boolean     NOT NULL DEFAULT false,
+    sack           boolean     NOT NULL DEFAULT false,
+    pressure       boolean     NOT NULL DEFAULT false,
+    description    text,
+    formation      jsonb,
+    personnel      jsonb,
+    participants   jsonb       NOT NULL DEFAULT '[]',
+    stats          jsonb       NOT NULL DEFAULT '[]',
+    player_ids     text[]      NOT NULL DEFAULT '{}',
+    event_id       text        NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    projected_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (play_id, season)
+) PARTITION BY RANGE (season);
+
+CREATE INDEX IF NOT EXISTS plays_game_seq ON plays (game_id, sequence);
+CREATE INDEX IF NOT EXISTS plays_newest ON plays (season DESC, game_id DESC, sequence DESC);
+CREATE INDEX IF NOT EXISTS plays_offense_situation ON plays (offense, down, yards_to_go)
+    INCLUDE (yards_gained, touchdown);
+CREATE INDEX IF NOT EXISTS plays_defense_situation ON plays (defense, down, yards_to_go);
+CREATE INDEX IF NOT EXISTS plays_players ON plays USING gin (player_ids);
+
+CREATE TABLE IF NOT EXISTS games (
+    game_id      text        PRIMARY KEY,
+    season       integer     NOT NULL,
+    season_type  text        NOT NULL,
+    week         integer     NOT NULL,
+    home         text        NOT NULL,
+    away         text        NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS games_season ON games (season, season_type, week);

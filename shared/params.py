@@ -1,0 +1,114 @@
+"""Query-string parameters: validation (every bad field named in one 400) and SQL conditions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared.errors import ApiError
+
+SEASON_TYPES = frozenset({"PRE", "REG", "POST"})
+Parser = Callable[[str], Any]
+
+
+def integer(lo: int, hi: int) -> Parser:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def integers(lo: int, hi: int) -> Parser:
+    one = integer(lo, hi)
+    return lambda raw: [one(part) for part in _split(raw)]
+
+
+def boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{raw!r} is not a boolean (true or false)")
+
+
+def text(max_len: int = 64) -> Parser:
+    def parse(raw: str) -> str:
+        if not raw or len(raw) > max_len:
+            raise ValueError(f"must be 1..{max_len} characters")
+        return raw
+
+    return parse
+
+
+def texts(max_len: int = 64, upper: bool = False) -> Parser:
+    one = text(max_len)
+    return lambda raw: [one(p.upper() if upper else p) for p in _split(raw)]
+
+
+def choice(options: frozenset[str], upper: bool = True) -> Parser:
+    def parse(raw: str) -> list[str]:
+        values = [p.upper() if upper else p for p in _split(raw)]
+        bad = [v for v in values if v not in options]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} not one of {', '.join(sorted(options))}")
+        return values
+
+    return parse
+
+
+def _split(raw: str) -> list[str]:
+    parts = [p.strip() for p in raw.split(",")]
+    if not parts or any(not p for p in parts):
+        raise ValueError("empty value in the list")
+    return parts
+
+
+def parse_params(query: Mapping[str, str], spec: Mapping[str, Parser]) -> dict[str, Any]:
+    """Parse `query` by `spec`; unknown names and bad values are all reported together."""
+    errors: list[dict[str, str]] = []
+    values: dict[str, Any] = {}
+    for name in query:
+        if name not in spec:
+            errors.append({"field": name, "message": "unknown parameter"})
+            continue
+        try:
+            values[name] = spec[name](query[name])
+        except ValueError as exc:
+            errors.append({"field": name, "message": str(exc)})
+    for lo, hi in _ranges(spec):
+        if lo in values and hi in values and values[lo] > values[hi]:
+            errors.append(
+                {"field": lo, "message": f"{lo} ({values[lo]}) is greater than {hi} ({values[hi]})"}
+            )
+    if errors:
+        names = ", ".join(e["field"] for e in errors)
+        raise ApiError(400, "invalid_parameters", f"invalid query parameters: {names}", errors)
+    return values
+
+
+def _ranges(spec: Mapping[str, Parser]) -> list[tuple[str, str]]:
+    return [(n, n[:-4] + "_max") for n in spec if n.endswith("_min") and n[:-4] + "_max" in spec]
+
+
+class Where:
+    """SQL conditions joined by AND, with numbered placeholders for their values."""
+
+    def __init__(self, base: str = "true") -> None:
+        self.clauses: list[str] = [base]
+        self.args: list[Any] = []
+
+    def add(self, template: str, *values: Any) -> None:
+        """Add `template`, whose `{}` are replaced by the placeholders of `values`."""
+        start = len(self.args)
+        self.args.extend(values)
+        self.clauses.append(template.format(*(f"${start + i + 1}" for i in range(len(values)))))
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses)

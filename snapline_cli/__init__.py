@@ -1,0 +1,1 @@
+"""`snapline`: the platform's command line (users, API keys; imports and replays)."""

