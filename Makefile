@@ -67,7 +67,8 @@ format: venv
 	@$(BIN)/ruff check --fix -q . ; $(BIN)/ruff format -q .
 
 bench: services data
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@shopt -s nullglob; benches=(bench/*.py); [ $${#benches[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }; \
+	for b in "$${benches[@]}"; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 
 clean: down
 	rm -rf $(LOCAL) $(VENV)

@@ -11,6 +11,7 @@ PY=$ROOT/.venv/bin/python
 
 start() {
   local name
+  cd "$ROOT"
   for name in "${SERVICES[@]}"; do
     if pid_alive "$RUN/svc-$name.pid"; then
       log "$name already running (pid $(cat "$RUN/svc-$name.pid"))"; continue
@@ -18,8 +19,10 @@ start() {
     if (exec 3<>"/dev/tcp/127.0.0.1/${PORTS[$name]}") 2>/dev/null; then
       log "port ${PORTS[$name]} for $name is taken by a process that is not ours; set ${name^^}_PORT"; exit 1
     fi
-    (cd "$ROOT" && LOG_JSON=true nohup "$PY" -m "services.$name" >>"$LOGS/$name.log" 2>&1 </dev/null &
-     echo $! >"$RUN/svc-$name.pid")
+    # A simple command in the background: $! is nohup, which execs python, so the pid file
+    # names the service process itself.
+    LOG_JSON=true nohup "$PY" -m "services.$name" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$RUN/svc-$name.pid"
     log "started $name (pid $(cat "$RUN/svc-$name.pid")) on 127.0.0.1:${PORTS[$name]}, log $LOGS/$name.log"
   done
 }
@@ -27,7 +30,7 @@ start() {
 wait_ready() {
   local name i deadline=$((SECONDS + ${1:-120}))
   for name in "${SERVICES[@]}"; do
-    until curl -fsS -o /dev/null "http://127.0.0.1:${PORTS[$name]}/readyz"; do
+    until curl -fs -o /dev/null "http://127.0.0.1:${PORTS[$name]}/readyz"; do
       if ! pid_alive "$RUN/svc-$name.pid"; then
         log "$name exited; last lines of $LOGS/$name.log:"; tail -n 20 "$LOGS/$name.log" >&2; exit 1
       fi

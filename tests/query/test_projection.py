@@ -62,7 +62,8 @@ async def test_seasons_get_their_own_partitions(db: Any) -> None:
                            recorded(game("2019090800", season=2019), play())])  # fmt: skip
     parts = await db.get().primary.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'plays' AND c.relnamespace = p.relnamespace"
+        "JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE p.relname = 'plays' AND p.relnamespace = current_schema()::regnamespace"
     )
     assert {r["relname"] for r in parts} == {"plays_2010", "plays_2019"}
 

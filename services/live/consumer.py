@@ -1,0 +1,45 @@
+"""The play-event consumer: every live instance in one group, each game sequenced by its owner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from services.live.metrics import SEQUENCED
+from services.live.sequencer import Sequencer
+from shared.config import Settings
+from shared.deps import Dependency
+from shared.events import decoder
+from shared.kafka import BatchHandler, ConsumerLoop, Record
+
+
+def plays_handler(sequencer: Sequencer) -> BatchHandler:
+    """Decode a batch (a bad record raises, to be dead-lettered), then sequence it in order.
+
+    Redis failures are transient to ConsumerLoop: the batch waits for Redis instead of being
+    dead-lettered, and the idempotent script numbers nothing twice when a half-run batch repeats.
+    """
+
+    async def handle(records: Sequence[Record]) -> None:
+        events = [decoder.decode(record.value) for record in records]
+        seqs = await sequencer.sequence(events)
+        fresh = sum(1 for seq in seqs if seq)
+        SEQUENCED.labels("sequenced").inc(fresh)
+        SEQUENCED.labels("duplicate").inc(len(seqs) - fresh)
+
+    return handle
+
+
+def plays_loop(
+    settings: Settings, sequencer: Sequencer, dead_letter: Dependency[AIOKafkaProducer]
+) -> ConsumerLoop:
+    """The plays-topic loop in the group all live instances share."""
+    return ConsumerLoop(
+        settings,
+        settings.consumer_group,
+        [settings.kafka.plays_topic],
+        plays_handler(sequencer),
+        dead_letter=dead_letter,
+        max_records=settings.consumer_batch,
+    )

@@ -1,0 +1,64 @@
+"""Thin handlers: the /v1/live WebSocket and the page that follows one game."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+from aiohttp import WSMsgType, web
+
+from services.live.keys import HUB, OPTIONS, REDIS, SEQUENCER
+from services.live.messages import error
+from services.live.session import Session
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+PAGE = resources.files("services.live").joinpath("page.html").read_bytes()
+# The page is inline-only: scripts and styles from itself, sockets to its own host.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+MAX_CLIENT_MESSAGE = 64 * 1024
+PING_SECONDS = 30.0
+
+
+async def live_socket(request: web.Request) -> web.WebSocketResponse:
+    """GET /v1/live: subscribe, unsubscribe and resume over one WebSocket."""
+    request.app[REDIS].get()  # 503 before the upgrade while Redis is not connected
+    hub = request.app[HUB]
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=MAX_CLIENT_MESSAGE)
+    await ws.prepare(request)
+    client = hub.connect(ws, peer=request.remote or "")
+    session = Session(client, hub, request.app[SEQUENCER], request.app[OPTIONS].max_games_per_client)
+    opened = time.monotonic()
+    log.info("ws_open", client=client.id, peer=client.peer)
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await session.handle(message.data)
+            elif message.type == WSMsgType.BINARY:
+                hub.send(client, error("bad_frame", "send JSON ops as text frames"))
+    finally:
+        games = len(client.games)
+        await hub.disconnect(client)
+        log.info(
+            "ws_close",
+            client=client.id,
+            peer=client.peer,
+            code=ws.close_code,
+            sent=client.sent,
+            games=games,
+            seconds=round(time.monotonic() - opened, 3),
+        )
+    return ws
+
+
+async def game_page(request: web.Request) -> web.Response:
+    """GET /live/{game_id}: a self-contained page that follows one game (it reads the id from its URL)."""
+    return web.Response(
+        body=PAGE,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"},
+    )

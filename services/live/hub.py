@@ -1,0 +1,102 @@
+"""This instance's WebSocket clients and the fan-out of messages to them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from services.live.client import Client, History, Live, Outgoing, Sync
+from services.live.metrics import CLIENTS, QUEUE_DEPTH, QUEUE_DEPTH_MAX, SLOW_DISCONNECTS
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+SLOW_REASON = "too slow: reconnect and resume with after_seq"
+
+
+class Hub:
+    """Routes each game's messages to the local clients following it; never waits on a client."""
+
+    def __init__(self, history: History, queue_size: int) -> None:
+        self._history = history
+        self._queue_size = queue_size
+        self._clients: set[Client] = set()
+        self._followers: dict[str, set[Client]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
+
+    def connect(self, ws: web.WebSocketResponse, peer: str) -> Client:
+        """Register a new client and start its writer."""
+        client = Client(ws, self._history, self._queue_size, peer)
+        self._clients.add(client)
+        CLIENTS.set(len(self._clients))
+        client.start()
+        return client
+
+    async def disconnect(self, client: Client) -> None:
+        """Forget a client and stop its writer."""
+        self.unfollow(client, list(client.games))
+        self._clients.discard(client)
+        CLIENTS.set(len(self._clients))
+        await client.stop()
+
+    def follow(self, client: Client, game_ids: Iterable[str]) -> None:
+        for game_id in game_ids:
+            client.games.add(game_id)
+            self._followers.setdefault(game_id, set()).add(client)
+
+    def unfollow(self, client: Client, game_ids: Iterable[str]) -> None:
+        for game_id in game_ids:
+            client.games.discard(game_id)
+            followers = self._followers.get(game_id)
+            if followers is not None:
+                followers.discard(client)
+                if not followers:
+                    del self._followers[game_id]
+
+    def send(self, client: Client, item: Outgoing) -> None:
+        """Queue one item for one client, disconnecting it when its queue is full."""
+        if client in self._clients and not client.offer(item):
+            self._evict(client)
+
+    def publish(self, game_id: str, seq: int, text: str) -> None:
+        """Queue a sequenced message for every follower of its game."""
+        item = Live(game_id, seq, text)
+        for client in list(self._followers.get(game_id, ())):
+            self.send(client, item)
+
+    def broadcast(self, text: str) -> None:
+        """Queue an unsequenced message for every client."""
+        for client in list(self._clients):
+            self.send(client, text)
+
+    def catch_up_all(self) -> None:
+        """Have every client read what it may have missed (after the relay was down)."""
+        for client in list(self._clients):
+            for game_id in list(client.games):
+                self.send(client, Sync(game_id))
+
+    def sample_depths(self) -> None:
+        depths = [client.queue.qsize() for client in self._clients]
+        for depth in depths:
+            QUEUE_DEPTH.observe(depth)
+        QUEUE_DEPTH_MAX.set(max(depths, default=0))
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Close every client (at shutdown)."""
+        await asyncio.gather(*(c.close(code, reason) for c in list(self._clients)), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _evict(self, client: Client) -> None:
+        # Waiting for a slow client would delay every other client; it resumes from its last seq.
+        SLOW_DISCONNECTS.inc()
+        log.info("client_too_slow", client=client.id, peer=client.peer, queued=client.queue.qsize())
+        self.unfollow(client, list(client.games))
+        self._clients.discard(client)
+        CLIENTS.set(len(self._clients))
+        task = asyncio.create_task(client.close(1013, SLOW_REASON), name=f"evict-{client.id}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the live service."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CLIENTS = Gauge("snapline_live_clients", "Connected WebSocket clients")
+MESSAGES_SENT = Counter("snapline_live_messages_sent_total", "Messages written to WebSocket clients")
+SLOW_DISCONNECTS = Counter(
+    "snapline_live_slow_disconnects_total", "Clients disconnected because their queue was full"
+)
+QUEUE_DEPTH = Histogram(
+    "snapline_live_queue_depth",
+    "Outgoing queue depth per client, sampled at each heartbeat",
+    buckets=(0, 1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
+QUEUE_DEPTH_MAX = Gauge("snapline_live_queue_depth_max", "Deepest client queue at the last heartbeat")
+SEQUENCED = Counter("snapline_live_events_total", "Play events seen by the sequencer", ["outcome"])
+REPLAYED = Counter(
+    "snapline_live_replayed_total", "Messages sent from the stream rather than live: resumes and gap fills"
+)

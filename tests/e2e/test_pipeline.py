@@ -1,0 +1,140 @@
+"""A real play through all five running services: gateway -> ingest -> Kafka -> query,
+analytics and live -> back through the gateway, over HTTP and a WebSocket.
+
+Runs against the stack `make test` started (GATEWAY_URL, DATABASE_URL from the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from services.gateway.accounts import add_api_key
+from shared.config import Settings
+from shared.db import migrate
+from tests.factories import event_dict
+
+GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(Settings.from_env("test").database_url, min_size=1, max_size=2)
+    assert pool is not None
+    await migrate(pool, "services.gateway")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def keys(db: asyncpg.Pool, unique: str) -> AsyncIterator[dict[str, str]]:
+    made = {role: await add_api_key(db, f"e2e-{unique}-{role}", role) for role in ("feed", "viewer")}
+    yield made
+    await db.execute("DELETE FROM gateway_api_keys WHERE name LIKE $1", f"e2e-{unique}-%")
+
+
+@pytest.fixture
+async def game_id(db: asyncpg.Pool, unique: str) -> AsyncIterator[str]:
+    gid = f"e2e{unique}"
+    yield gid
+    # The stack's own tables: remove what this test made.
+    await db.execute("DELETE FROM plays WHERE game_id = $1", gid)
+    await db.execute("DELETE FROM games WHERE game_id = $1", gid)
+    await db.execute("DELETE FROM analytics_play_contrib WHERE play_id LIKE $1", f"{gid}:%")
+    await db.execute("DELETE FROM defender_plays WHERE play_id LIKE $1", f"{gid}:%")
+    await db.execute("DELETE FROM stat_totals WHERE subject_id LIKE $1", f"e2e-{gid}%")
+    await db.execute("DELETE FROM players WHERE player_id LIKE $1", f"e2e-{gid}%")
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+    """Poll `check` until it returns something truthy."""
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.1)
+    return result
+
+
+async def _next_message(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            msg = await ws.receive_json()
+            if msg.get("type") == wanted:
+                return msg  # type: ignore[no-any-return]
+
+
+def _event(gid: str, defender: str, stat_id: int, revision: int = 1) -> dict[str, Any]:
+    e = event_dict(game_id=gid, play_id="51", participants=[{"player_id": defender, "team": "LA", "side": "defense"}],
+                   stats=[{"stat_id": stat_id, "team": "LA", "player_id": defender, "yards": -8}])  # fmt: skip
+    e["game"]["season"] = 2030
+    if revision > 1:
+        e.update(type="play_corrected", revision=revision, event_id=f"{e['event_id']}-r{revision}")
+    return e
+
+
+async def test_a_play_flows_through_every_service(keys: dict[str, str], game_id: str) -> None:
+    defender = f"e2e-{game_id}-rusher"
+    feed = {"X-API-Key": keys["feed"]}
+    async with aiohttp.ClientSession(GATEWAY) as http:
+        async with http.ws_connect("/v1/live", headers={"X-API-Key": keys["viewer"]}) as ws:
+            await ws.send_json({"op": "subscribe", "game_ids": [game_id]})
+            await _next_message(ws, "subscribed")
+
+            resp = await http.post("/v1/events", json=_event(game_id, defender, 83), headers=feed)
+            assert resp.status == 202, await resp.text()
+            assert (await resp.json())["accepted"] == 1
+
+            pushed = await _next_message(ws, "play")
+            assert (pushed["game_id"], pushed["seq"], pushed["play_id"]) == (game_id, 1, f"{game_id}:51")
+
+            async def listed() -> list[Any]:
+                r = await http.get("/v1/plays", params={"game_id": game_id}, headers=feed)
+                return (await r.json())["items"]  # type: ignore[no-any-return]
+
+            [play] = await eventually(listed)
+            assert (play["season"], play["down"], play["yardline_100"], play["sack"]) == (2030, 3, 75, True)
+            assert play["participants"][0]["player_id"] == defender
+
+            async def sacks(expected: float) -> bool:
+                r = await http.get(f"/v1/analytics/players/{defender}/stats", params={"season": "2030"},
+                                   headers=feed)  # fmt: skip
+                return r.status == 200 and (await r.json())["defense"]["sacks"] == expected
+
+            await eventually(lambda: sacks(1))
+
+            # A correction: the sack was a quarterback hit. Every service follows it.
+            resp = await http.post(
+                "/v1/events", json=_event(game_id, defender, 110, revision=2), headers=feed
+            )
+            assert (await resp.json())["accepted"] == 1
+            corrected = await _next_message(ws, "correction")
+            assert (corrected["seq"], corrected["revision"]) == (2, 2)
+            await eventually(lambda: sacks(0))
+            [play] = await eventually(listed)
+            assert (play["revision"], play["sack"], play["pressure"]) == (2, False, True)
+
+
+async def test_the_gateway_refuses_what_it_should(keys: dict[str, str], game_id: str) -> None:
+    async with aiohttp.ClientSession(GATEWAY) as http:
+        anonymous = await http.get("/v1/plays")
+        assert anonymous.status == 401
+        assert (await anonymous.json())["error"]["code"]
+        viewer_push = await http.post(
+            "/v1/events", json=_event(game_id, "x", 83), headers={"X-API-Key": keys["viewer"]}
+        )
+        assert viewer_push.status == 403
+        bad = await http.post(
+            "/v1/events", data=b"{", headers={"X-API-Key": keys["feed"], "Content-Type": "application/json"}
+        )
+        assert bad.status == 400
+        assert (await bad.json())["error"]["code"] == "malformed_json"
+        unknown = await http.get("/v1/plays", params={"downs": "3"}, headers={"X-API-Key": keys["viewer"]})
+        assert unknown.status == 400
+        assert (await unknown.json())["error"]["details"] == [
+            {"field": "downs", "message": "unknown parameter"}
+        ]

@@ -1,0 +1,134 @@
+"""POST /v1/events on the real ingest app, real Kafka and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer
+
+from services.ingest.app import create_app
+from services.ingest.keys import PRODUCER, REDIS
+from shared.config import Settings
+from shared.events import decoder
+from tests.factories import event_dict
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+async def _client(settings: Settings, wait: bool = True) -> TestClient:  # type: ignore[type-arg]
+    app = create_app(settings)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    if wait:
+        await asyncio.wait_for(app[PRODUCER].wait(), 30)
+        await asyncio.wait_for(app[REDIS].wait(), 30)
+    return client
+
+
+@pytest.fixture
+async def ingest(topics: Settings, make_settings: Callable[..., Settings]) -> AsyncIterator[Any]:
+    settings = make_settings("ingest", MAX_BODY_BYTES="200000")
+    client = await _client(settings)
+    client.settings = settings  # type: ignore[attr-defined]
+    yield client
+    redis = client.app[REDIS].get()
+    keys = [k async for k in redis.scan_iter(match=f"{settings.kafka.topic_prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await client.close()
+
+
+async def _published(settings: Settings, expected: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(settings.kafka.plays_topic, bootstrap_servers=settings.kafka.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(records) < expected:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+        extra = await consumer.getmany(timeout_ms=300)
+        records.extend(r for batch in extra.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_events_are_published_keyed_by_game_once_each(ingest: Any) -> None:
+    body = b"\n".join(msgspec.json.encode(event_dict(play_id=str(i))) for i in range(5))
+    resp = await ingest.post("/v1/events", data=body, headers=NDJSON)
+    assert resp.status == 202
+    assert await resp.json() == {"accepted": 5, "duplicates": 0, "superseded": 0, "rejected": []}
+    again = await ingest.post("/v1/events", data=body, headers=NDJSON)
+    assert (await again.json())["duplicates"] == 5
+    records = await _published(ingest.settings, 5)
+    assert len(records) == 5
+    assert {r.key for r in records} == {b"2019090800"}
+    assert len({r.partition for r in records}) == 1
+    assert [decoder.decode(r.value).play.play_id for r in records] == ["0", "1", "2", "3", "4"]
+    assert all(dict(r.headers).get("traceparent") for r in records)
+
+
+async def test_an_older_revision_after_a_newer_one_is_ignored(ingest: Any) -> None:
+    newer = {**event_dict(), "type": "play_corrected", "revision": 3, "event_id": "c3"}
+    older = {**event_dict(), "type": "play_corrected", "revision": 2, "event_id": "c2"}
+    assert (await (await ingest.post("/v1/events", json=newer)).json())["accepted"] == 1
+    resp = await ingest.post("/v1/events", json=older)
+    assert await resp.json() == {"accepted": 0, "duplicates": 1, "superseded": 1, "rejected": []}
+
+
+async def test_mixed_batches_keep_the_good_and_name_the_bad(ingest: Any) -> None:
+    bad = event_dict(play_id="9", yards_to_go="ten")
+    resp = await ingest.post("/v1/events", json=[event_dict(play_id="8"), bad])
+    body = await resp.json()
+    assert resp.status == 202
+    assert body["accepted"] == 1
+    assert body["rejected"] == [{"index": 1, "errors": [{"field": "play.yards_to_go",
+                                                         "message": "Expected `int | null`, got `str`"}]}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "status", "code"),
+    [
+        (
+            msgspec.json.encode([{"type": "play_recorded"}]),
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_events",
+        ),
+        (b'{"type": ', {"Content-Type": "application/json"}, 400, "malformed_json"),
+        (b"hello", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+        (b"[" + b" " * 300000 + b"]", {"Content-Type": "application/json"}, 413, "payload_too_large"),
+    ],
+)
+async def test_bad_requests_get_the_json_error_format(ingest: Any, data: bytes, headers: dict[str, str],
+                                                      status: int, code: str) -> None:  # fmt: skip
+    resp = await ingest.post("/v1/events", data=data, headers=headers)
+    assert resp.status == status
+    error = (await resp.json())["error"]
+    assert error["code"] == code
+    assert error["message"]
+    if status == 422:
+        assert error["details"][0]["index"] == 0
+
+
+async def test_no_broker_means_503_with_retry_after_never_202(
+    topics: Settings, make_settings: Callable[..., Settings]
+) -> None:
+    client = await _client(make_settings("ingest", KAFKA_BOOTSTRAP="127.0.0.1:1"), wait=False)
+    try:
+        resp = await client.post("/v1/events", json=event_dict())
+        assert resp.status == 503
+        assert int(resp.headers["Retry-After"]) > 0
+        assert (await resp.json())["error"]["code"] == "unavailable"
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["checks"]["kafka"] != "ok"
+    finally:
+        await client.close()

@@ -1,0 +1,80 @@
+"""The hub never waits on a slow client: it disconnects it with 1013 and serves the others."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from services.live.client import Sync
+from services.live.hub import Hub
+
+
+class FakeSocket:
+    """Stands in for a WebSocketResponse (a transport, not infrastructure); `stall` blocks sends."""
+
+    def __init__(self, stall: bool = False) -> None:
+        self.sent: list[str] = []
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason = b""
+        self._stall = stall
+
+    async def send_str(self, text: str) -> None:
+        if self._stall:
+            await asyncio.Event().wait()
+        self.sent.append(text)
+
+    async def close(self, *, code: int, message: bytes) -> None:
+        self.closed, self.close_code, self.close_reason = True, code, message
+
+
+async def no_history(game_id: str, after_seq: int, up_to: int | None) -> list[tuple[int, str]]:
+    return []
+
+
+async def until(check: Any, seconds: float = 5.0) -> None:
+    """Poll `check` (state of the hub's own tasks, which signal nothing) until it holds."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_slow_client_is_disconnected_and_others_get_everything() -> None:
+    hub = Hub(no_history, queue_size=2)
+    slow_ws, fast_ws = FakeSocket(stall=True), FakeSocket()
+    slow = hub.connect(slow_ws, "slow")  # type: ignore[arg-type]
+    fast = hub.connect(fast_ws, "fast")  # type: ignore[arg-type]
+    for client in (slow, fast):
+        hub.follow(client, ["G"])
+        hub.send(client, Sync("G", 0))
+
+    for seq in range(1, 7):
+        hub.publish("G", seq, f"m{seq}")
+        await asyncio.sleep(0)  # as the relay does between messages
+
+    await until(lambda: slow_ws.closed and len(fast_ws.sent) == 6)
+    assert slow_ws.close_code == 1013
+    assert b"resume" in slow_ws.close_reason
+    assert fast_ws.sent == [f"m{seq}" for seq in range(1, 7)]
+    await hub.close_all(1001, "going away")
+
+
+async def test_gap_is_filled_from_history() -> None:
+    stored = {seq: f"m{seq}" for seq in range(1, 6)}
+
+    async def history(game_id: str, after_seq: int, up_to: int | None) -> list[tuple[int, str]]:
+        last = up_to or max(stored)
+        return [(s, stored[s]) for s in range(after_seq + 1, last + 1)]
+
+    hub = Hub(history, queue_size=16)
+    ws = FakeSocket()
+    client = hub.connect(ws, "peer")  # type: ignore[arg-type]
+    hub.follow(client, ["G"])
+    hub.send(client, Sync("G", 1))  # the client has seen seq 1; the stream now holds 1..5
+    hub.publish("G", 2, "m2")
+    hub.publish("G", 5, "m5")  # 3 and 4 were lost on the way (say, a relay reconnect)
+    await until(lambda: len(ws.sent) == 4)
+    assert ws.sent == ["m2", "m3", "m4", "m5"]
+    await hub.close_all(1001, "going away")

@@ -1,0 +1,114 @@
+"""The /v1/live WebSocket and the game page against real Kafka and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType
+from aiokafka import AIOKafkaProducer
+
+from shared.config import Settings
+from tests.live.conftest import StartLive
+from tests.live.support import nothing_more, plays, produce, receive, recorded, subscribe
+
+
+async def test_resume_replays_after_seq_then_continues_live(
+    start_live: StartLive, producer: AIOKafkaProducer, live_settings: Settings, unique: str
+) -> None:
+    client = await start_live()
+    game_id = f"G{unique}"
+    watcher = await client.ws_connect("/v1/live")
+    await subscribe(watcher, game_id)
+    await produce(producer, live_settings, *(recorded(game_id, n) for n in (1, 2, 3)))
+    await plays(watcher, 3)
+
+    ws = await client.ws_connect("/v1/live")
+    await ws.send_json({"op": "resume", "game_id": game_id, "after_seq": 1})
+    resumed = await receive(ws, ("resumed",))
+    assert (resumed["after_seq"], resumed["seq"]) == (1, 3)
+    assert [m["seq"] for m in await plays(ws, 2)] == [2, 3]
+
+    await produce(producer, live_settings, recorded(game_id, 4))
+    assert [m["seq"] for m in await plays(ws, 1)] == [4]
+    await nothing_more(ws)
+    await watcher.close()
+    await ws.close()
+
+
+async def test_two_instances_deliver_every_message_once_with_the_same_seq(
+    start_live: StartLive, producer: AIOKafkaProducer, live_settings: Settings, unique: str
+) -> None:
+    one, two = await start_live(), await start_live()
+    game_ids = [f"G{unique}-{i}" for i in range(4)]  # keys spread over the partitions
+    clients = [await one.ws_connect("/v1/live"), await two.ws_connect("/v1/live")]
+    for ws in clients:
+        await subscribe(ws, *game_ids)
+
+    for n in (1, 2, 3):
+        await produce(producer, live_settings, *(recorded(g, n) for g in game_ids))
+
+    seen: list[list[tuple[str, int, str]]] = []
+    for ws in clients:
+        got = await plays(ws, 3 * len(game_ids))
+        seen.append(sorted((m["game_id"], m["seq"], m["play_id"]) for m in got))
+        await nothing_more(ws)
+    expected = sorted((g, n, f"{g}:{n}") for g in game_ids for n in (1, 2, 3))
+    assert seen == [expected, expected]
+    for ws in clients:
+        await ws.close()
+
+
+async def test_bad_ops_get_an_error_and_keep_the_connection(start_live: StartLive, unique: str) -> None:
+    client = await start_live()
+    ws = await client.ws_connect("/v1/live")
+    cases: list[tuple[Any, str, str]] = [
+        ("{nope", "bad_json", "JSON"),
+        ([1, 2], "bad_request", "op"),
+        ({"op": "dance"}, "unknown_op", "dance"),
+        ({"op": "subscribe"}, "bad_request", "game_ids"),
+        ({"op": "resume", "game_id": "G", "after_seq": -1}, "bad_request", "after_seq"),
+        ({"op": "subscribe", "game_ids": [f"G{i}" for i in range(65)]}, "bad_request", "game_ids"),
+    ]
+    for payload, code, mentions in cases:
+        if isinstance(payload, str):
+            await ws.send_str(payload)
+        else:
+            await ws.send_json(payload)
+        err = (await receive(ws, ("error",)))["error"]
+        assert err["code"] == code
+        assert mentions in err["message"]
+    ack = await subscribe(ws, f"G{unique}")
+    assert ack["game_ids"] == [f"G{unique}"]
+    await ws.send_json({"op": "unsubscribe", "game_ids": [f"G{unique}"]})
+    assert (await receive(ws, ("unsubscribed",)))["game_ids"] == [f"G{unique}"]
+    await ws.close()
+
+
+async def test_heartbeats_are_sent(start_live: StartLive) -> None:
+    client = await start_live(heartbeat_seconds=0.05)
+    ws = await client.ws_connect("/v1/live")
+    beat = await receive(ws, ("heartbeat",), seconds=5)
+    assert isinstance(beat["ts"], int)
+    await ws.close()
+
+
+async def test_game_page_is_served(start_live: StartLive) -> None:
+    client = await start_live()
+    resp = await client.get("/live/2024_01_KC_BUF?access_token=abc")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    page = await resp.text()
+    assert "/v1/live" in page and "access_token" in page and "resume" in page
+    assert "<script src" not in page and "<link" not in page  # self-contained
+
+
+async def test_shutdown_closes_sockets_with_going_away(start_live: StartLive) -> None:
+    client = await start_live()
+    async with aiohttp.ClientSession() as session, session.ws_connect(client.make_url("/v1/live")) as ws:
+        closing = asyncio.create_task(ws.receive())
+        await client.server.close()
+        msg = await asyncio.wait_for(closing, 10)
+        assert msg.type == WSMsgType.CLOSE
+        assert (msg.data, msg.extra) == (1001, "going away")
