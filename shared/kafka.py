@@ -147,6 +147,7 @@ class ConsumerLoop:
         dead_letter: Dependency[AIOKafkaProducer] | AIOKafkaProducer | None = None,
         max_records: int = 500,
         batch_attempts: int = 4,
+        fetch_wait_ms: int = 0,
     ) -> None:
         self.group = group
         self._settings = settings
@@ -155,6 +156,8 @@ class ConsumerLoop:
         self._dead_letter = dead_letter
         self._max_records = max_records
         self._batch_attempts = batch_attempts
+        # Projectors trade a few ms of latency for bigger transactions; live keeps 0.
+        self._fetch_wait_ms = fetch_wait_ms
         self._processed: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
@@ -178,6 +181,8 @@ class ConsumerLoop:
             heartbeat_interval_ms=3000,
             max_poll_interval_ms=300000,
             isolation_level="read_committed",
+            fetch_min_bytes=256 * 1024 if self._fetch_wait_ms else 1,
+            fetch_max_wait_ms=self._fetch_wait_ms or 500,
         )
         await consumer.start()
         consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
@@ -211,14 +216,14 @@ class ConsumerLoop:
         consumer = self.consumer or await self.start()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
-            if not batches:
+            records = [r for part in batches.values() for r in part]
+            if not records:
                 continue
             async with self._lock:
-                done: dict[TopicPartition, int] = {}
-                for tp, records in batches.items():
-                    if records:
-                        await self._handle_partition(consumer, tp, records)
-                        done[tp] = records[-1].offset + 1
+                # One handler call per fetch: records of different partitions are different
+                # games, and each partition's records keep their order.
+                await self._handle_fetch(records)
+                done = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
                 self._processed.update(done)
                 await self._commit(done)
                 for tp, off in done.items():
@@ -226,30 +231,29 @@ class ConsumerLoop:
                     if end is not None:
                         CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(end - off, 0))
 
-    async def _handle_partition(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Record]
-    ) -> None:
+    async def _handle_fetch(self, records: list[Record]) -> None:
         links = [
             trace.Link(trace.get_current_span(extract_kafka(r.headers)).get_span_context())
             for r in records[:16]
         ]
+        topic = records[0].topic
         with (
             tracer(__name__).start_as_current_span(
-                f"consume {tp.topic}", links=links, kind=trace.SpanKind.CONSUMER
+                f"consume {topic}", links=links, kind=trace.SpanKind.CONSUMER
             ),
-            bound_contextvars(group=self.group, partition=tp.partition, offset=records[0].offset),
+            bound_contextvars(group=self.group, records=len(records)),
             CONSUMER_BATCH_SECONDS.labels(self.group).time(),
         ):
             if await self._with_retries(records, self._batch_attempts):
-                CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc(len(records))
+                CONSUMER_MESSAGES.labels(self.group, topic, "ok").inc(len(records))
                 self.handled += len(records)
                 return
             for record in records:  # the batch keeps failing: find the record(s) at fault
                 if await self._with_retries([record], 1):
-                    CONSUMER_MESSAGES.labels(self.group, tp.topic, "ok").inc()
+                    CONSUMER_MESSAGES.labels(self.group, topic, "ok").inc()
                 else:
                     await self._send_to_dead_letter(record, self._last_error)
-                    CONSUMER_MESSAGES.labels(self.group, tp.topic, "dead_letter").inc()
+                    CONSUMER_MESSAGES.labels(self.group, topic, "dead_letter").inc()
                 self.handled += 1
 
     async def _with_retries(self, records: list[Record], attempts: int) -> bool:

@@ -25,7 +25,7 @@ def create_app(settings: Settings) -> web.Application:
     store = AggregateStore(app[POSTGRES], app[ANSWERS].bump)
     loop = ConsumerLoop(settings, settings.consumer_group, [settings.kafka.plays_topic],
                         batch_handler(store), dead_letter=app[DEAD_LETTER],
-                        max_records=settings.consumer_batch)  # fmt: skip
+                        max_records=settings.consumer_batch, fetch_wait_ms=50)  # fmt: skip
     add_dependency(app, CONSUMER, consumer_dependency(loop, settings))
     add_background(app, "analytics-consumer", lambda: run_when_connected(app[CONSUMER], loop))
     setup_routes(app)

@@ -88,11 +88,14 @@ class AggregateStore:
         stored = {r["play_id"]: r for r in await conn.fetch(LOCK_SQL, keys)}
         totals: dict[Key, float] = defaultdict(float)
         changed: list[tuple[PlayEvent, str, Contribution]] = []
+        replaced: list[str] = []  # plays counted before: their defender rows are replaced
         for event, key in zip(events, keys, strict=True):
             prev = stored.get(key)
             if prev is not None and prev["revision"] >= event.revision:
                 continue  # redelivered or superseded: already counted
             new = contribution(event)
+            if prev is not None:
+                replaced.append(key)
             for k, v in delta(new, _decode(prev["contrib"]) if prev else {}).items():
                 totals[k] += v
             changed.append((event, key, new))
@@ -103,17 +106,21 @@ class AggregateStore:
             await conn.execute(TOTALS_SQL, *_columns([(*k, v) for k, v in items]))
         await conn.execute(CONTRIB_SQL, *_columns(
             [(key, e.game.season, e.revision, _encode(new)) for e, key, new in changed]))  # fmt: skip
-        await self._replace_defenders(conn, changed)
+        await self._replace_defenders(conn, changed, replaced)
         await self._upsert_players(conn, [e for e, _, _ in changed])
         return len(changed)
 
     async def _replace_defenders(
-        self, conn: asyncpg.Connection, changed: list[tuple[PlayEvent, str, Contribution]]
+        self,
+        conn: asyncpg.Connection,
+        changed: list[tuple[PlayEvent, str, Contribution]],
+        replaced: list[str],
     ) -> None:
-        await conn.execute(
-            "DELETE FROM defender_plays WHERE season = ANY($1::int[]) AND play_id = ANY($2::text[])",
-            sorted({e.game.season for e, _, _ in changed}), [key for _, key, _ in changed],
-        )  # fmt: skip
+        if replaced:
+            await conn.execute(
+                "DELETE FROM defender_plays WHERE season = ANY($1::int[]) AND play_id = ANY($2::text[])",
+                sorted({e.game.season for e, _, _ in changed}), replaced,
+            )  # fmt: skip
         rows = [r for e, key, _ in changed for r in defender_rows(e, key)]
         if rows:
             await conn.copy_records_to_table("defender_plays", records=rows, columns=DEFENDER_COLUMNS)

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from shared.errors import ApiError
-from shared.events import PlayDeleted, PlayEvent, decoder
+from shared.events import PlayDeleted, PlayEvent, decoder, valid_clock, valid_team
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
@@ -43,14 +43,22 @@ def describe(exc: msgspec.MsgspecError) -> dict[str, str]:
 
 
 def _check(event: PlayEvent) -> list[dict[str, str]]:
-    """Rules across fields that a type cannot say."""
+    """Rules a decoder does not check: team code and clock formats, and rules across fields."""
+    teams: list[tuple[str, str | None]] = [("game.home", event.game.home), ("game.away", event.game.away)]
     errors = []
     if event.game.home == event.game.away:
         errors.append({"field": "game.away", "message": "home and away must be different teams"})
     if not isinstance(event, PlayDeleted):
         play = event.play
+        teams += [("play.offense", play.offense), ("play.defense", play.defense)]
+        teams += [(f"play.participants[{i}].team", p.team) for i, p in enumerate(play.participants)]
+        teams += [(f"play.stats[{i}].team", s.team) for i, s in enumerate(play.stats)]
         if play.offense is not None and play.offense == play.defense:
             errors.append({"field": "play.defense", "message": "offense and defense must differ"})
+        if play.clock is not None and not valid_clock(play.clock):
+            errors.append({"field": "play.clock", "message": f"{play.clock!r} is not a game clock (MM:SS)"})
+    errors += [{"field": field, "message": f"{code!r} is not a team code (1-4 capital letters)"}
+               for field, code in teams if code is not None and not valid_team(code)]  # fmt: skip
     return errors
 
 

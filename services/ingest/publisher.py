@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from shared.config import Settings
 from shared.deps import Dependency, Unavailable
-from shared.events import PlayDeleted, PlayEvent, encoder
+from shared.events import PlayCorrected, PlayDeleted, PlayEvent, PlayRecorded, encoder
 from shared.logging import get_logger
 from shared.telemetry import PRODUCER_RECORDS, kafka_headers
 
@@ -24,6 +24,7 @@ EVENTS = Counter("snapline_ingest_events_total", "Events received by outcome", [
 PUBLISH_SECONDS = Histogram("snapline_ingest_publish_seconds", "Time until Kafka acknowledged a batch")
 PENDING = Gauge("snapline_ingest_pending_records", "Records sent to Kafka and not yet acknowledged")
 PUBLISH_TIMEOUT = 20.0
+_TYPE_NAMES = {t: t.__name__.encode() for t in (PlayRecorded, PlayCorrected, PlayDeleted)}
 
 # For each item: KEYS[i] is the game's hash; ARGV holds (play, revision, event id) triples.
 # Returns, per item, {status, previous revision}: 1 new, 0 duplicate, -1 older than stored.
@@ -124,17 +125,18 @@ class Publisher:
         topic = self._settings.kafka.plays_topic
         futures: list[asyncio.Future[Any]] = []
         failed = [False] * len(events)
+        trace_headers = kafka_headers()  # one request, one trace context: built once, not per event
         with PUBLISH_SECONDS.time():
             try:
-                for e in events:
-                    headers = kafka_headers(
-                        [("event_type", type(e).__name__.encode()), ("event_id", e.event_id.encode())]
-                    )
-                    fut = await asyncio.wait_for(
-                        producer.send(topic, encoder.encode(e), key=e.game.game_id.encode(), headers=headers),
-                        PUBLISH_TIMEOUT,
-                    )
-                    futures.append(fut)
+                # One deadline for the whole request rather than a timer per record.
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    for e in events:
+                        headers = [*trace_headers, ("event_type", _TYPE_NAMES[type(e)]),
+                                   ("event_id", e.event_id.encode())]  # fmt: skip
+                        key = e.game.game_id.encode()
+                        futures.append(
+                            await producer.send(topic, encoder.encode(e), key=key, headers=headers)
+                        )
             except Exception as exc:
                 log.warning("kafka_send_failed", error=f"{type(exc).__name__}: {exc}")
                 for i in range(len(futures), len(events)):

@@ -11,22 +11,29 @@ from services.live.messages import split_message
 from shared.deps import Dependency
 from shared.events import PlayEvent, play_key
 
-# KEYS: revisions hash, seq counter, stream. ARGV: play id, revision, head, tail, channel, ttl.
+# KEYS: revisions hash, seq counter, stream of one game. ARGV: channel, ttl, then per event
+# (play id, revision, head, tail). Returns each event's seq, 0 for one already sequenced.
 # The message is spliced from the Python-built halves so cjson never re-encodes a number.
+# One call per game and fetch: the expiry is refreshed once, not per event.
 SEQUENCE_LUA = """
-local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if seen >= tonumber(ARGV[2]) then
-  return 0
+local out = {}
+for i = 3, #ARGV, 4 do
+  local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if seen >= tonumber(ARGV[i + 1]) then
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    local seq = redis.call('INCR', KEYS[2])
+    local message = ARGV[i + 2] .. seq .. ARGV[i + 3]
+    redis.call('XADD', KEYS[3], seq .. '-0', 'm', message)
+    redis.call('PUBLISH', ARGV[1], message)
+    out[#out + 1] = seq
+  end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local seq = redis.call('INCR', KEYS[2])
-local message = ARGV[3] .. seq .. ARGV[4]
-redis.call('XADD', KEYS[3], seq .. '-0', 'm', message)
-redis.call('PUBLISH', ARGV[5], message)
-for i = 1, 3 do
-  redis.call('EXPIRE', KEYS[i], ARGV[6])
+for k = 1, 3 do
+  redis.call('EXPIRE', KEYS[k], ARGV[2])
 end
-return seq
+return out
 """
 _GLOB_SPECIAL = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})
 HISTORY_PAGE = 500
@@ -81,14 +88,22 @@ class Sequencer:
         """Sequence events in order in one round trip; 0 marks an event already sequenced."""
         client = self._redis.get()
         script = self._script(client)
+        by_game: dict[str, list[int]] = {}
+        for index, event in enumerate(events):
+            by_game.setdefault(event.game.game_id, []).append(index)
         pipe = client.pipeline(transaction=False)
-        for event in events:
-            game_id = event.game.game_id
-            head, tail = split_message(event)
+        for game_id, indexes in by_game.items():
             keys = [self.keys.revisions(game_id), self.keys.seq(game_id), self.keys.stream(game_id)]
-            args = [play_key(event), event.revision, head, tail, self.keys.channel(game_id), self._ttl]
+            args: list[Any] = [self.keys.channel(game_id), self._ttl]
+            for i in indexes:
+                head, tail = split_message(events[i])
+                args += [play_key(events[i]), events[i].revision, head, tail]
             await script(keys=keys, args=args, client=pipe)
-        return [int(seq) for seq in await pipe.execute()]
+        seqs = [0] * len(events)
+        for indexes, results in zip(by_game.values(), await pipe.execute(), strict=True):
+            for i, seq in zip(indexes, results, strict=True):
+                seqs[i] = int(seq)
+        return seqs
 
     async def current(self, game_ids: Sequence[str]) -> dict[str, int]:
         """The latest seq of each game (0 before its first message)."""

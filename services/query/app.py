@@ -21,7 +21,7 @@ def create_app(settings: Settings) -> web.Application:
     projector = Projector(app[POSTGRES])
     loop = ConsumerLoop(settings, settings.consumer_group, [settings.kafka.plays_topic],
                         batch_handler(projector), dead_letter=app[DEAD_LETTER],
-                        max_records=settings.consumer_batch)  # fmt: skip
+                        max_records=settings.consumer_batch, fetch_wait_ms=50)  # fmt: skip
     add_dependency(app, CONSUMER, consumer_dependency(loop, settings))
     add_background(app, "query-consumer", lambda: run_when_connected(app[CONSUMER], loop))
     setup_routes(app)

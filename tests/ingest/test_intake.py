@@ -57,3 +57,14 @@ def test_unusable_bodies_get_a_clear_error(body: bytes, content_type: str, statu
     with pytest.raises(ApiError) as err:
         parse(body, content_type)
     assert (err.value.status, err.value.code) == (status, code)
+
+
+def test_team_codes_and_clocks_are_checked_at_the_edge() -> None:
+    lower = event_dict(play_id="1", offense="car")
+    bad_clock = event_dict(play_id="2", clock="15:75")
+    credit_team = event_dict(play_id="3")
+    credit_team["play"]["stats"][0]["team"] = "L4"
+    batch = parse(_json([lower, bad_clock, credit_team]), "application/json")
+    assert not batch.events
+    fields = {r["index"]: [e["field"] for e in r["errors"]] for r in batch.rejected}
+    assert fields == {0: ["play.offense"], 1: ["play.clock"], 2: ["play.stats[0].team"]}

@@ -1,0 +1,132 @@
+"""A throw-away copy of the platform for benchmarks: five service processes on their own ports,
+their own database, topics, consumer groups and Redis key prefix; removed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.config import KafkaSettings, Settings
+from shared.kafka import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = {"ingest": 18081, "query": 18082, "analytics": 18083, "live": 18084, "gateway": 18080}
+
+
+def _cpu(pid: int, tick: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def _tree_cpu(pid: int, tick: int) -> float:
+    """CPU of a process and its direct children (PostgreSQL's backends)."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return _cpu(pid, tick) + sum(_cpu(c, tick) for c in children)
+
+
+class BenchStack:
+    """`async with BenchStack(settings) as stack:` runs the services until the block ends."""
+
+    def __init__(self, settings: Settings, log_level: str = "warning") -> None:
+        self.prefix = f"bench{int(time.time())}"
+        base, _, _ = settings.database_url.rpartition("/")
+        self.admin_url = settings.database_url
+        self.database = f"snapline_{self.prefix}"
+        self.database_url = f"{base}/{self.database}"
+        self.kafka = KafkaSettings(settings.kafka.bootstrap, self.prefix, settings.kafka.play_partitions)
+        self.redis_url = settings.redis_url
+        self.gateway_url = f"http://127.0.0.1:{SERVICES['gateway']}"
+        self.log_level = log_level
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __repr__(self) -> str:
+        return f"BenchStack({self.prefix!r}, running={sorted(self.procs)})"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, DATABASE_URL=self.database_url, KAFKA_TOPIC_PREFIX=self.prefix,
+                   KAFKA_BOOTSTRAP=self.kafka.bootstrap, REDIS_URL=self.redis_url, LOG_LEVEL=self.log_level,
+                   LOG_JSON="true", RATE_LIMIT_PER_MINUTE="100000000")  # fmt: skip
+        for name, port in SERVICES.items():
+            env[f"{name.upper()}_PORT"] = str(port)
+            env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+            env[f"{name.upper()}_CONSUMER_GROUP"] = f"{self.prefix}-{name}"
+        return env
+
+    async def __aenter__(self) -> BenchStack:
+        conn = await asyncpg.connect(self.admin_url)
+        await conn.execute(f"CREATE DATABASE {self.database}")
+        await conn.close()
+        await ensure_topics(self.kafka)
+        logs = ROOT / ".local" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            with open(logs / f"bench-{name}.log", "ab") as log:
+                self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
+                                                    env=self.env(), stdout=log, stderr=log)  # fmt: skip
+        await self._wait_ready()
+        return self
+
+    async def _wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            for name, port in SERVICES.items():
+                while True:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    if self.procs[name].poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"bench {name} did not become ready; see .local/logs/bench-{name}.log")
+                    await asyncio.sleep(0.3)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds of each service process and of this process (the CLI side)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {name: _cpu(proc.pid, tick) for name, proc in self.procs.items()}
+        run = ROOT / ".local" / "run"
+        for name in ("kafka", "redis", "postgres"):
+            pid_file = run / f"{name}.pid"
+            if pid_file.is_file():
+                out[f"{name} (all processes)"] = _tree_cpu(int(pid_file.read_text().split()[0]), tick)
+        t = os.times()
+        out["cli (parse + post)"] = t.user + t.system + t.children_user + t.children_system
+        return out
+
+    async def __aexit__(self, *exc: object | TracebackType | None) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka.bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([self.kafka.plays_topic, self.kafka.dead_letter_topic])
+        finally:
+            await admin.close()
+        redis = aioredis.Redis.from_url(self.redis_url)
+        keys = [k async for k in redis.scan_iter(match=f"{self.prefix}:*", count=10000)]
+        for i in range(0, len(keys), 5000):
+            await redis.delete(*keys[i : i + 5000])
+        await redis.aclose()
+        conn = await asyncpg.connect(self.admin_url)
+        await conn.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+        await conn.close()
