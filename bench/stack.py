@@ -92,7 +92,9 @@ class BenchStack:
                     except aiohttp.ClientError:
                         pass
                     if self.procs[name].poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"bench {name} did not become ready; see .local/logs/bench-{name}.log")
+                        raise RuntimeError(
+                            f"bench {name} did not become ready; see .local/logs/bench-{name}.log"
+                        )
                     await asyncio.sleep(0.3)
 
     def cpu_seconds(self) -> dict[str, float]:
