@@ -38,6 +38,7 @@ PLAYERS_SQL = (
     "team = coalesce(EXCLUDED.team, p.team), position = coalesce(EXCLUDED.position, p.position), "
     "updated_at = now()"
 )
+CONTRIB_COLUMNS = ("play_id", "season", "revision", "contrib")
 DEFENDER_COLUMNS = ("season", "play_id", "player_id", "team", "season_type", "week", "quarter", "down",
                     "yards_to_go", "yardline_100", "offense", "pressure", "sacks")  # fmt: skip
 
@@ -61,6 +62,9 @@ class AggregateStore:
         self._db = db
         self._on_change = on_change
         self._partitions = SeasonPartitions("defender_plays")
+        # Players as last written by this process; remembered only once their transaction commits.
+        self._players: dict[str, tuple[str, str | None, str, str | None]] = {}
+        self._pending_players: dict[str, tuple[str, str | None, str, str | None]] = {}
         self.applied = 0
 
     def __repr__(self) -> str:
@@ -76,8 +80,11 @@ class AggregateStore:
             return 0
         async with self._db.get().primary.acquire() as conn:
             await self._partitions.ensure(conn, {e.game.season for e in events})
+            self._pending_players = {}
             async with conn.transaction():
                 applied = await self._apply(conn, events)
+            self._players.update(self._pending_players)
+            self._pending_players = {}
         if applied:
             self.applied += applied
             await self._on_change()
@@ -104,8 +111,12 @@ class AggregateStore:
         items = sorted((k, v) for k, v in totals.items() if v)  # sorted: no deadlocks between instances
         if items:
             await conn.execute(TOTALS_SQL, *_columns([(*k, v) for k, v in items]))
-        await conn.execute(CONTRIB_SQL, *_columns(
-            [(key, e.game.season, e.revision, _encode(new)) for e, key, new in changed]))  # fmt: skip
+        rows = [(key, e.game.season, e.revision, _encode(new)) for e, key, new in changed]
+        fresh = [r for r in rows if r[0] not in stored]  # most plays are new: COPY them, upsert the rest
+        if fresh:
+            await conn.copy_records_to_table("analytics_play_contrib", records=fresh, columns=CONTRIB_COLUMNS)
+        if len(fresh) < len(rows):
+            await conn.execute(CONTRIB_SQL, *_columns([r for r in rows if r[0] in stored]))
         await self._replace_defenders(conn, changed, replaced)
         await self._upsert_players(conn, [e for e, _, _ in changed])
         return len(changed)
@@ -131,6 +142,9 @@ class AggregateStore:
             if isinstance(e, PlayDeleted):
                 continue
             for pp in e.play.participants:
-                people[pp.player_id] = (pp.player_id, pp.name, pp.team, pp.position)
+                person = (pp.player_id, pp.name, pp.team, pp.position)
+                if self._players.get(pp.player_id) != person:  # known and unchanged: no write
+                    people[pp.player_id] = person
         if people:
             await conn.execute(PLAYERS_SQL, *_columns([people[k] for k in sorted(people)]))
+        self._pending_players = people

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.ingest import intake
-from services.ingest.keys import PUBLISHER
-from shared.errors import ApiError
+from services.ingest import intake, uploads
+from services.ingest.keys import IMPORTER, JOBS, PUBLISHER
+from shared.errors import ApiError, not_found
 from shared.events import json_schema
-from shared.http import json_response
+from shared.http import SETTINGS, json_response
 from shared.logging import get_logger
+from shared.params import choice, parse_params, text
 
 log = get_logger(__name__)
+IMPORT_PARAMS = {"format": choice(frozenset({"gamecenter"}), upper=False), "name": text(255)}
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -46,3 +48,31 @@ async def post_events(request: web.Request) -> web.Response:
 async def event_schema(_: web.Request) -> web.Response:
     """The JSON Schema of play events, for feed providers."""
     return json_response(json_schema())
+
+
+async def post_import(request: web.Request) -> web.Response:
+    """POST /v1/imports?format=gamecenter: spool the upload, queue a job, 202 with its id."""
+    query = parse_params(request.query, IMPORT_PARAMS)
+    if len(query.get("format", [])) != 1:
+        raise ApiError(400, "invalid_parameters", "format is required: format=gamecenter",
+                       [{"field": "format", "message": "required; one of gamecenter"}])  # fmt: skip
+    request.app[JOBS].require()  # 503 before reading the upload when PostgreSQL is down
+    importer = request.app[IMPORTER]
+    limit = request.app[SETTINGS].max_body_bytes
+    job_id, directory = importer.new_job()
+    try:
+        items = await uploads.receive(request, directory, limit, query.get("name"))
+        files = await importer.submit(job_id, query["format"][0], directory, items, limit)
+    except BaseException:
+        await uploads.discard(directory)
+        raise
+    return json_response({"job_id": job_id, "status": "queued", "files_total": files}, status=202)
+
+
+async def get_import(request: web.Request) -> web.Response:
+    """GET /v1/imports/{job_id}: status, counts, rate and per-file errors."""
+    job_id = request.match_info["job_id"]
+    job = await request.app[JOBS].get(job_id)
+    if job is None:
+        raise not_found(f"no import job {job_id}")
+    return json_response(job)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from shared.db import Pools, SeasonPartitions
@@ -90,24 +91,30 @@ class Projector:
         async with self._db.get().primary.acquire() as conn:
             await self._partitions.ensure(conn, {g.season for g in games.values()})
             async with conn.transaction():
-                await conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS plays_stage (LIKE plays INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS"
-                )
-                await conn.copy_records_to_table(
-                    "plays_stage", records=[row(e) for e in events], columns=COLUMNS
-                )
-                status = await conn.execute(MERGE_SQL)
-                await conn.execute(
-                    GAMES_SQL,
-                    *zip(
-                        *(
-                            (g.game_id, g.season, g.season_type, g.week, g.home, g.away)
-                            for g in games.values()
-                        ),
-                        strict=True,
-                    ),
-                )
-        changed = int(status.rsplit(" ", 1)[-1])
+                changed = await self._write(conn, events)
+                game_rows = [
+                    (g.game_id, g.season, g.season_type, g.week, g.home, g.away) for g in games.values()
+                ]
+                await conn.execute(GAMES_SQL, *(list(col) for col in zip(*game_rows, strict=True)))
         self.plays_written += changed
         return changed
+
+    async def _write(self, conn: asyncpg.Connection, events: list[PlayEvent]) -> int:
+        """COPY the batch straight into `plays`; if any play is already there, merge instead.
+
+        Almost every batch holds only new plays, and a direct COPY writes them once. A
+        correction, a delete or a redelivery hits the primary key, and the savepoint lets the
+        batch go through the revision-guarded merge.
+        """
+        rows = [row(e) for e in events]
+        try:
+            async with conn.transaction():  # a savepoint inside the batch's transaction
+                await conn.copy_records_to_table("plays", records=rows, columns=COLUMNS)
+            return len(rows)
+        except asyncpg.UniqueViolationError:
+            pass
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS plays_stage (LIKE plays INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        await conn.copy_records_to_table("plays_stage", records=rows, columns=COLUMNS)
+        return int((await conn.execute(MERGE_SQL)).rsplit(" ", 1)[-1])
