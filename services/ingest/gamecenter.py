@@ -196,10 +196,14 @@ def game_events(
     game = Game(game_id=game_id, season=sched.season, season_type=sched.season_type,  # type: ignore[arg-type]
                 week=sched.week, home=sched.home, away=sched.away)  # fmt: skip
     events = []
-    for sequence, (drive, play_id, raw) in enumerate(_ordered_plays(body["drives"]), start=1):
+    try:
+        ordered = _ordered_plays(body["drives"])
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise GameCenterError(f"{name}: drives are not in the GameCenter shape ({exc})") from None
+    for sequence, (drive, play_id, raw) in enumerate(ordered, start=1):
         try:
             play = _play(drive, play_id, sequence, raw, sched, players)
-        except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
             raise GameCenterError(f"{name}: play {play_id} of drive {drive}: {exc}") from None
         events.append(PlayRecorded(event_id=f"gc-{game_id}-{play_id}-1", occurred_at=sched.kickoff,
                                    game=game, play=play, source="gamecenter"))  # fmt: skip

@@ -27,23 +27,40 @@ PUBLISH_TIMEOUT = 20.0
 _TYPE_NAMES = {t: t.__name__.encode() for t in (PlayRecorded, PlayCorrected, PlayDeleted)}
 
 # For each item: KEYS[i] is the game's hash; ARGV holds (play, revision, event id) triples.
-# Returns, per item, {status, previous revision}: 1 new, 0 duplicate, -1 older than stored.
+# Returns, per item, {status, previous revision}: 1 publish, 0 duplicate, -1 older than stored.
+# 'u:<play>' marks a claim whose publish was never confirmed (the claimer died between claim
+# and Kafka's ack): the next sender of that revision publishes it again instead of being told
+# "duplicate". Consumers are idempotent, so an extra record is harmless; a lost one is not.
 _CLAIM = """
 local out = {}
 for i, key in ipairs(KEYS) do
   local b = (i - 1) * 3
   local play, rev, eid = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
   local cur = tonumber(redis.call('HGET', key, 'p:' .. play) or '0')
-  if redis.call('HEXISTS', key, 'e:' .. eid) == 1 or rev == cur then
-    out[i] = {0, cur}
-  elseif rev < cur then
+  if rev < cur then
     out[i] = {-1, cur}
+  elseif rev == cur or redis.call('HEXISTS', key, 'e:' .. eid) == 1 then
+    if redis.call('HGET', key, 'u:' .. play) == tostring(rev) then
+      out[i] = {1, cur}
+    else
+      out[i] = {0, cur}
+    end
   else
-    redis.call('HSET', key, 'p:' .. play, rev, 'e:' .. eid, 1)
+    redis.call('HSET', key, 'p:' .. play, rev, 'e:' .. eid, 1, 'u:' .. play, rev)
     out[i] = {1, cur}
   end
 end
 return out
+"""
+# Kafka acknowledged these: their claims are final.
+_CONFIRM = """
+for i, key in ipairs(KEYS) do
+  local play, rev = ARGV[2 * i - 1], ARGV[2 * i]
+  if redis.call('HGET', key, 'u:' .. play) == rev then
+    redis.call('HDEL', key, 'u:' .. play)
+  end
+end
+return 1
 """
 # Undo claims whose records Kafka did not acknowledge, so a retry is not a "duplicate".
 _RELEASE = """
@@ -53,6 +70,9 @@ for i, key in ipairs(KEYS) do
   if redis.call('HGET', key, 'p:' .. play) == rev then
     if prev == '0' then redis.call('HDEL', key, 'p:' .. play)
     else redis.call('HSET', key, 'p:' .. play, prev) end
+  end
+  if redis.call('HGET', key, 'u:' .. play) == rev then
+    redis.call('HDEL', key, 'u:' .. play)
   end
   redis.call('HDEL', key, 'e:' .. eid)
 end
@@ -78,7 +98,7 @@ class Publisher:
         self._settings = settings
         self._producer = producer
         self._redis = redis
-        self._scripts: tuple[Any, Any] | None = None
+        self._scripts: tuple[Any, ...] | None = None
 
     def __repr__(self) -> str:
         return f"Publisher(topic={self._settings.kafka.plays_topic!r})"
@@ -91,8 +111,8 @@ class Publisher:
         producer: AIOKafkaProducer = self._producer.get()
         redis = self._redis.get()
         if self._scripts is None:
-            self._scripts = (redis.register_script(_CLAIM), redis.register_script(_RELEASE))
-        claim, release = self._scripts
+            self._scripts = tuple(redis.register_script(lua) for lua in (_CLAIM, _CONFIRM, _RELEASE))
+        claim, confirm, release = self._scripts
         outcome = Outcome()
         if not events:
             return outcome
@@ -104,8 +124,12 @@ class Publisher:
         fresh = [(e, int(prev)) for e, (status, prev) in zip(events, statuses, strict=True) if status == 1]
         outcome.duplicates = sum(1 for status, _ in statuses if status == 0)
         outcome.superseded = sum(1 for status, _ in statuses if status == -1)
-        failed = await self._send(producer, [e for e, _ in fresh])
-        if failed:
+        failed = await self._send(producer, [e for e, _ in fresh]) or [False] * len(fresh)
+        acked = [e for (e, _), bad in zip(fresh, failed, strict=True) if not bad]
+        if acked:
+            await confirm(keys=[self._key(e) for e in acked],
+                          args=[a for e in acked for a in (_feed_play_id(e), e.revision)])  # fmt: skip
+        if any(failed):
             undo = [(e, prev) for (e, prev), bad in zip(fresh, failed, strict=True) if bad]
             await release(
                 keys=[self._key(e) for e, _ in undo],

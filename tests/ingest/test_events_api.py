@@ -31,8 +31,10 @@ async def _client(settings: Settings, wait: bool = True) -> TestClient:  # type:
 
 
 @pytest.fixture
-async def ingest(topics: Settings, make_settings: Callable[..., Settings]) -> AsyncIterator[Any]:
-    settings = make_settings("ingest", MAX_BODY_BYTES="200000")
+async def ingest(
+    topics: Settings, make_settings: Callable[..., Settings], database_url: str
+) -> AsyncIterator[Any]:
+    settings = make_settings("ingest", MAX_BODY_BYTES="200000", DATABASE_URL=database_url)
     client = await _client(settings)
     client.settings = settings  # type: ignore[attr-defined]
     yield client
@@ -132,3 +134,19 @@ async def test_no_broker_means_503_with_retry_after_never_202(
         assert (await ready.json())["checks"]["kafka"] != "ok"
     finally:
         await client.close()
+
+
+async def test_a_claim_never_confirmed_is_published_again(ingest: Any) -> None:
+    # An instance claimed this play in Redis and died before Kafka acknowledged it: the
+    # unconfirmed mark makes the next sender publish it instead of calling it a duplicate.
+    settings = ingest.settings
+    redis = ingest.app[REDIS].get()
+    key = f"{settings.kafka.topic_prefix}:ingest:game:2019090800"
+    await redis.hset(key, mapping={"p:77": 1, "e:ev-2019090800-77-1": 1, "u:77": 1})
+    first = await ingest.post("/v1/events", json=event_dict(play_id="77"))
+    assert (await first.json())["accepted"] == 1
+    assert await redis.hget(key, "u:77") is None  # Kafka acknowledged: the claim is final
+    second = await ingest.post("/v1/events", json=event_dict(play_id="77"))
+    assert (await second.json())["duplicates"] == 1
+    records = await _published(settings, 1)
+    assert [decoder.decode(r.value).play.play_id for r in records] == ["77"]

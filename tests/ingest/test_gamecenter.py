@@ -106,6 +106,8 @@ def test_yardline_is_the_distance_to_the_opponents_goal(yrdln: str | None, expec
         (b"not json at all", "not JSON"),
         (b'{"2019090800": {"home": {}}}', "has no drives"),
         (b'{"1999090800": {"drives": {}}}', "not in schedule.json"),
+        (b'{"2019090800": {"drives": {"1": {"plays": [1, 2]}}}}', "not in the GameCenter shape"),
+        (b'{"2019090800": {"drives": {"1": {"plays": {"5": {"qtr": "x"}}}}}}', "play 5 of drive 1"),
     ],
 )
 def test_bad_files_fail_with_their_name_and_reason(reference, data: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
