@@ -52,7 +52,7 @@ class Participant(msgspec.Struct, frozen=True, kw_only=True):
 class StatCredit(msgspec.Struct, frozen=True, kw_only=True):
     """One GSIS stat credit; `player_id` is None for a team-level credit."""
 
-    stat_id: Annotated[int, msgspec.Meta(ge=1, le=500)]
+    stat_id: Annotated[int, msgspec.Meta(ge=1, le=9999)]  # ids unknown to shared.stats are kept, not counted
     team: TeamCode
     player_id: str | None = None
     yards: int = 0

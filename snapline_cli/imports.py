@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--api-key", default=os.environ.get("SNAPLINE_API_KEY"), help="role feed or admin")
     g.add_argument("--data-wheel", default=os.environ.get("SNAPLINE_DATA_WHEEL", DEFAULT_WHEEL))
     g.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
-    g.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    g.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     g.set_defaults(run=run_gamecenter)
 
 

@@ -14,6 +14,7 @@ PROXIED: tuple[tuple[str, str, str, frozenset[str]], ...] = (
     ("POST", "/v1/events", "ingest", WRITERS),
     ("*", "/v1/imports", "ingest", WRITERS),
     ("*", "/v1/imports/{tail:.*}", "ingest", WRITERS),
+    ("GET", "/v1/schema/events", "ingest", PUBLIC),  # the event JSON Schema, for feed providers
     ("GET", "/v1/plays", "query", ANY_ROLE),
     ("GET", "/v1/plays/{tail:.*}", "query", ANY_ROLE),
     ("GET", "/v1/games", "query", ANY_ROLE),

@@ -114,3 +114,9 @@ async def test_bad_queries_are_400s(store: Harness) -> None:
     with pytest.raises(ApiError) as err:
         await queries.player_stats(store.pool, "00-nobody", {})
     assert err.value.status == 404
+
+
+async def test_an_unknown_stat_id_counts_nothing(store: Harness) -> None:
+    await store.apply([recorded(game(), play("1", 1, stat_id=999))])
+    d = await _defense(store)
+    assert (d["sacks"], d["snaps"], d["pressures"]) == (0, 1, 0)

@@ -118,6 +118,28 @@ async def test_a_play_flows_through_every_service(keys: dict[str, str], game_id:
             [play] = await eventually(listed)
             assert (play["revision"], play["sack"], play["pressure"]) == (2, False, True)
 
+            # The feed withdraws the play: gone from the list and from every total.
+            withdraw = {"type": "play_deleted", "event_id": f"del-{game_id}", "occurred_at": "2030-09-08T18:00:00Z",
+                        "game": _event(game_id, defender, 83)["game"], "play_id": "51", "revision": 3}  # fmt: skip
+            resp = await http.post("/v1/events", json=withdraw, headers=feed)
+            assert (await resp.json())["accepted"] == 1
+            gone = await _next_message(ws, "correction")
+            assert (gone["seq"], gone["deleted"]) == (3, True)
+
+            async def emptied() -> bool:
+                return await listed() == []
+
+            await eventually(emptied)
+
+            async def no_pressure() -> bool:
+                r = await http.get(
+                    f"/v1/analytics/players/{defender}/stats", params={"season": "2030"}, headers=feed
+                )
+                d = (await r.json())["defense"]
+                return r.status == 200 and (d["qb_hits"], d["pressures"], d["snaps"]) == (0, 0, 0)
+
+            await eventually(no_pressure)
+
 
 async def test_the_gateway_refuses_what_it_should(keys: dict[str, str], game_id: str) -> None:
     async with aiohttp.ClientSession(GATEWAY) as http:

@@ -68,3 +68,10 @@ def test_team_codes_and_clocks_are_checked_at_the_edge() -> None:
     assert not batch.events
     fields = {r["index"]: [e["field"] for e in r["errors"]] for r in batch.rejected}
     assert fields == {0: ["play.offense"], 1: ["play.clock"], 2: ["play.stats[0].team"]}
+
+
+def test_an_unknown_stat_id_is_kept_not_refused() -> None:
+    body = event_dict()
+    body["play"]["stats"].append({"stat_id": 999, "team": "LA", "player_id": "00-0030000"})
+    [(_, event)] = parse(_json(body), "application/json").events
+    assert [s.stat_id for s in event.play.stats] == [83, 999]
