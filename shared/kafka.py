@@ -99,7 +99,11 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Sequence[NewTopic] | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+    """Create the topics that do not exist yet and wait until every partition has a leader.
+
+    Returns the names created. Waiting matters: a consumer that subscribes before the new
+    topic's metadata is out is assigned no partitions until its next metadata refresh.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="snapline-topics")
     await admin.start()
     try:
@@ -109,9 +113,26 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[NewTopic] | No
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another instance won the race
                 await admin.create_topics(missing)
+        await _wait_for_leaders(admin, {t.name: t.num_partitions for t in wanted})
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], seconds: float = 30
+) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            described = await admin.describe_topics(list(partitions))
+            ready = {
+                d["topic"] for d in described
+                if d.get("error_code", 0) == 0 and len(d["partitions"]) >= partitions[d["topic"]]
+                and all(p["leader"] >= 0 for p in d["partitions"])
+            }  # fmt: skip
+            if ready >= set(partitions):
+                return
+            await asyncio.sleep(0.1)
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
