@@ -124,8 +124,35 @@ class PlayDeleted(msgspec.Struct, frozen=True, kw_only=True, tag="play_deleted",
 
 PlayEvent = PlayRecorded | PlayCorrected | PlayDeleted
 
+
+class PlayEventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="play_event_batch", tag_field="type"):
+    """Several events of one game in one Kafka record, in feed order.
+
+    Ingest publishes one per game and request: Kafka and the consumers then pay their
+    per-record cost once per batch instead of once per play. Consumers read single events too.
+    """
+
+    game_id: NonEmpty
+    events: list[PlayEvent]
+
+
 encoder = msgspec.json.Encoder()
 decoder: msgspec.json.Decoder[PlayEvent] = msgspec.json.Decoder(PlayEvent)
+record_decoder: msgspec.json.Decoder[PlayEvent | PlayEventBatch] = msgspec.json.Decoder(
+    PlayEvent | PlayEventBatch
+)
+
+
+def events_of(records: Iterable[bytes]) -> list[PlayEvent]:
+    """The events in Kafka record values (single events or batches), in record order."""
+    out: list[PlayEvent] = []
+    for value in records:
+        decoded = record_decoder.decode(value)
+        if isinstance(decoded, PlayEventBatch):
+            out.extend(decoded.events)
+        else:
+            out.append(decoded)
+    return out
 
 
 def valid_team(code: str) -> bool:

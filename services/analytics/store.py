@@ -12,7 +12,7 @@ import msgspec
 from services.analytics.aggregates import Contribution, Key, contribution, defender_rows, delta
 from shared.db import Pools, SeasonPartitions
 from shared.deps import Dependency
-from shared.events import PlayDeleted, PlayEvent, decoder, latest_revisions, play_key
+from shared.events import PlayDeleted, PlayEvent, events_of, latest_revisions, play_key
 
 _contrib_codec = msgspec.json.Decoder(list[tuple[str, str, int, str, int, str, float]])
 _json = msgspec.json.Encoder()
@@ -71,7 +71,7 @@ class AggregateStore:
         return f"AggregateStore(applied={self.applied})"
 
     async def apply_records(self, values: Sequence[bytes]) -> int:
-        return await self.apply([decoder.decode(v) for v in values])
+        return await self.apply(events_of(values))
 
     async def apply(self, events: Sequence[PlayEvent]) -> int:
         """Apply events; returns how many plays changed the aggregates."""

@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from shared.config import Settings
 from shared.deps import Dependency, Unavailable
-from shared.events import PlayCorrected, PlayDeleted, PlayEvent, PlayRecorded, encoder
+from shared.events import PlayDeleted, PlayEvent, PlayEventBatch, encoder
 from shared.logging import get_logger
 from shared.telemetry import PRODUCER_RECORDS, kafka_headers
 
@@ -24,7 +24,7 @@ EVENTS = Counter("snapline_ingest_events_total", "Events received by outcome", [
 PUBLISH_SECONDS = Histogram("snapline_ingest_publish_seconds", "Time until Kafka acknowledged a batch")
 PENDING = Gauge("snapline_ingest_pending_records", "Records sent to Kafka and not yet acknowledged")
 PUBLISH_TIMEOUT = 20.0
-_TYPE_NAMES = {t: t.__name__.encode() for t in (PlayRecorded, PlayCorrected, PlayDeleted)}
+BATCH_EVENTS = 200  # about 240 KB of GameCenter events per record
 
 # For each item: KEYS[i] is the game's hash; ARGV holds (play, revision, event id) triples.
 # Returns, per item, {status, previous revision}: 1 publish, 0 duplicate, -1 older than stored.
@@ -145,26 +145,26 @@ class Publisher:
         return outcome
 
     async def _send(self, producer: AIOKafkaProducer, events: list[PlayEvent]) -> list[bool]:
-        """Send every event; returns, per event, whether Kafka failed to acknowledge it."""
+        """Send the events as per-game batch records; returns, per event, whether Kafka failed it."""
         topic = self._settings.kafka.plays_topic
+        batches = batch_by_game(events)
         futures: list[asyncio.Future[Any]] = []
-        failed = [False] * len(events)
-        trace_headers = kafka_headers()  # one request, one trace context: built once, not per event
+        trace_headers = kafka_headers()  # one request, one trace context: built once
         with PUBLISH_SECONDS.time():
             try:
                 # One deadline for the whole request rather than a timer per record.
                 async with asyncio.timeout(PUBLISH_TIMEOUT):
-                    for e in events:
-                        headers = [*trace_headers, ("event_type", _TYPE_NAMES[type(e)]),
-                                   ("event_id", e.event_id.encode())]  # fmt: skip
-                        key = e.game.game_id.encode()
+                    for game_id, indexes in batches:
+                        value = encoder.encode(
+                            PlayEventBatch(game_id=game_id, events=[events[i] for i in indexes])
+                        )
+                        headers = [*trace_headers, ("event_type", b"PlayEventBatch"),
+                                   ("event_count", str(len(indexes)).encode())]  # fmt: skip
                         futures.append(
-                            await producer.send(topic, encoder.encode(e), key=key, headers=headers)
+                            await producer.send(topic, value, key=game_id.encode(), headers=headers)
                         )
             except Exception as exc:
                 log.warning("kafka_send_failed", error=f"{type(exc).__name__}: {exc}")
-                for i in range(len(futures), len(events)):
-                    failed[i] = True
             PENDING.inc(len(futures))
             try:
                 results = await asyncio.wait_for(
@@ -174,9 +174,29 @@ class Publisher:
                 results = [TimeoutError("kafka did not acknowledge in time")] * len(futures)
             finally:
                 PENDING.dec(len(futures))
-        for i, result in enumerate(results):
-            if isinstance(result, BaseException):
-                failed[i] = True
-        PRODUCER_RECORDS.labels(topic, "acked").inc(failed.count(False))
-        PRODUCER_RECORDS.labels(topic, "failed").inc(failed.count(True))
+        failed = [True] * len(events)  # records never sent count as failed
+        for (_, indexes), result in zip(batches, results, strict=False):
+            for i in indexes:
+                failed[i] = isinstance(result, BaseException)
+        PRODUCER_RECORDS.labels(topic, "acked").inc(sum(not isinstance(r, BaseException) for r in results))
+        PRODUCER_RECORDS.labels(topic, "failed").inc(
+            len(batches) - sum(not isinstance(r, BaseException) for r in results)
+        )
         return failed if any(failed) else []
+
+
+def batch_by_game(events: list[PlayEvent], limit: int = BATCH_EVENTS) -> list[tuple[str, list[int]]]:
+    """Indexes of `events` grouped by game in order, in chunks of at most `limit` events.
+
+    The chunk size keeps a record well under Kafka's default 1 MB message limit.
+    """
+    batches: list[tuple[str, list[int]]] = []
+    open_batch: dict[str, list[int]] = {}
+    for i, e in enumerate(events):
+        game_id = e.game.game_id
+        current = open_batch.get(game_id)
+        if current is None or len(current) >= limit:
+            current = open_batch[game_id] = []
+            batches.append((game_id, current))
+        current.append(i)
+    return batches

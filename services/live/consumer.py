@@ -10,7 +10,7 @@ from services.live.metrics import SEQUENCED
 from services.live.sequencer import Sequencer
 from shared.config import Settings
 from shared.deps import Dependency
-from shared.events import decoder
+from shared.events import events_of
 from shared.kafka import BatchHandler, ConsumerLoop, Record
 
 
@@ -22,7 +22,7 @@ def plays_handler(sequencer: Sequencer) -> BatchHandler:
     """
 
     async def handle(records: Sequence[Record]) -> None:
-        events = [decoder.decode(record.value) for record in records]
+        events = events_of(record.value for record in records)
         seqs = await sequencer.sequence(events)
         fresh = sum(1 for seq in seqs if seq)
         SEQUENCED.labels("sequenced").inc(fresh)

@@ -16,7 +16,7 @@ import msgspec
 
 from shared.db import Pools, SeasonPartitions
 from shared.deps import Dependency
-from shared.events import PlayDeleted, PlayEvent, decoder, latest_revisions, play_key
+from shared.events import PlayDeleted, PlayEvent, events_of, latest_revisions, play_key
 from shared.stats import PASSER_SACKED_IDS, PRESSURE_IDS, SACK_IDS
 
 COLUMNS = (
@@ -80,7 +80,7 @@ class Projector:
 
     async def apply_records(self, values: Sequence[bytes]) -> int:
         """Decode and apply raw event records; a record that does not decode raises."""
-        return await self.apply([decoder.decode(v) for v in values])
+        return await self.apply(events_of(values))
 
     async def apply(self, events: Sequence[PlayEvent]) -> int:
         """Apply events; returns how many plays rows changed."""

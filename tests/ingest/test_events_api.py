@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from services.ingest.app import create_app
 from services.ingest.keys import PRODUCER, REDIS
 from shared.config import Settings
-from shared.events import decoder
+from shared.events import events_of
 from tests.factories import event_dict
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -46,13 +46,14 @@ async def ingest(
 
 
 async def _published(settings: Settings, expected: int) -> list[Any]:
+    """The records on this test's plays topic, once at least `expected` events are there."""
     consumer = AIOKafkaConsumer(settings.kafka.plays_topic, bootstrap_servers=settings.kafka.bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     records: list[Any] = []
     try:
         async with asyncio.timeout(20):
-            while len(records) < expected:
+            while len(events_of(r.value for r in records)) < expected:
                 for batch in (await consumer.getmany(timeout_ms=500)).values():
                     records.extend(batch)
         extra = await consumer.getmany(timeout_ms=300)
@@ -70,10 +71,9 @@ async def test_events_are_published_keyed_by_game_once_each(ingest: Any) -> None
     again = await ingest.post("/v1/events", data=body, headers=NDJSON)
     assert (await again.json())["duplicates"] == 5
     records = await _published(ingest.settings, 5)
-    assert len(records) == 5
+    assert len(records) == 1  # one game's events of one request travel as one batch record
     assert {r.key for r in records} == {b"2019090800"}
-    assert len({r.partition for r in records}) == 1
-    assert [decoder.decode(r.value).play.play_id for r in records] == ["0", "1", "2", "3", "4"]
+    assert [e.play.play_id for e in events_of(r.value for r in records)] == ["0", "1", "2", "3", "4"]
     assert all(dict(r.headers).get("traceparent") for r in records)
 
 
@@ -149,4 +149,14 @@ async def test_a_claim_never_confirmed_is_published_again(ingest: Any) -> None:
     second = await ingest.post("/v1/events", json=event_dict(play_id="77"))
     assert (await second.json())["duplicates"] == 1
     records = await _published(settings, 1)
-    assert [decoder.decode(r.value).play.play_id for r in records] == ["77"]
+    assert [e.play.play_id for e in events_of(r.value for r in records)] == ["77"]
+
+
+def test_batches_keep_order_per_game_and_stay_small() -> None:
+    from services.ingest.publisher import batch_by_game
+    from shared.events import decoder
+
+    events = [decoder.decode(msgspec.json.encode(event_dict(game_id=g, play_id=str(i))))
+              for i, g in enumerate(["A", "B", "A", "A", "B"])]  # fmt: skip
+    assert batch_by_game(events) == [("A", [0, 2, 3]), ("B", [1, 4])]
+    assert batch_by_game(events, limit=2) == [("A", [0, 2]), ("B", [1, 4]), ("A", [3])]

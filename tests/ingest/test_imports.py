@@ -15,6 +15,7 @@ import pytest
 
 from services.ingest.options import ImportOptions
 from services.ingest.uploads import CHUNK
+from shared.events import events_of
 from tests.ingest.conftest import game, plays, tar_of, topic_records, wait_job, week_one
 
 GOOD = "2019090800.json.gz"
@@ -34,8 +35,9 @@ async def _submit(client: Any, data: Any, headers: dict[str, str] | None = None,
 
 
 async def _distinct_events(client: Any) -> tuple[int, int]:
-    records = await topic_records(client.settings)
-    return len(records), len({dict(r.headers)["event_id"] for r in records})
+    """Events on the topic (records hold batches of them) and how many distinct event ids."""
+    events = events_of(r.value for r in await topic_records(client.settings))
+    return len(events), len({e.event_id for e in events})
 
 
 async def test_one_file_imports_and_again_is_all_duplicates(start_ingest: Callable[..., Any],
