@@ -4,7 +4,7 @@ CREATE TABLE IF NOT EXISTS analytics_play_contrib (
     play_id   text    PRIMARY KEY,
     season    integer NOT NULL,
     revision  integer NOT NULL,
-    contrib   jsonb   NOT NULL
+    contrib   json    NOT NULL  -- read back only by this service, whole: json skips jsonb's parse
 );
 
 -- Additive totals: one row per (subject, season, season type, week, stat). Subjects are
@@ -50,3 +50,5 @@ CREATE TABLE IF NOT EXISTS defender_plays (
 
 CREATE INDEX IF NOT EXISTS defender_plays_situation ON defender_plays (season, down, yards_to_go)
     INCLUDE (player_id, pressure, sacks);
+
+ALTER TABLE analytics_play_contrib ALTER COLUMN contrib TYPE json;

@@ -122,15 +122,26 @@ def _play_type(note: str | None, stat_ids: set[int], desc: str) -> str:
     return "other"
 
 
-def _yards(credits: list[tuple[str, dict[str, Any]]]) -> int:
-    for _, c in credits:
+def _yards(credits: list[tuple[str, dict[str, Any], str | None]]) -> int:
+    for _, c, _ in credits:
         if c["statId"] in RUSH_IDS | SACKED_IDS | {15, 16}:
             return int(c.get("yards") or 0)
     return 0
 
 
+_TEAMS: dict[Any, str | None] = {}
+
+
 def _team(code: Any) -> str | None:
-    return code if isinstance(code, str) and _TEAM.match(code) else None
+    """`code` when it is a team code; memoised, as a corpus holds a few dozen codes in millions of credits."""
+    try:
+        return _TEAMS[code]
+    except KeyError:
+        valid = code if isinstance(code, str) and _TEAM.match(code) else None
+        _TEAMS[code] = valid
+        return valid
+    except TypeError:  # unhashable: not a code
+        return None
 
 
 def _ordered_plays(drives: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
@@ -152,23 +163,33 @@ def _play(
     defense = {game.home: game.away, game.away: game.home}.get(offense or "")
     if offense and not defense:
         defense = {ALIASES.get(game.home): game.away, ALIASES.get(game.away): game.home}.get(offense)
-    credits = [(pid, c) for pid, cs in (raw.get("players") or {}).items() for c in (cs or [])]
+    credits = [
+        (pid, c, _team(c.get("clubcode")))
+        for pid, cs in (raw.get("players") or {}).items()
+        for c in (cs or [])
+    ]
     credits.sort(key=lambda t: t[1].get("sequence") or 0)
-    stat_ids = {c["statId"] for _, c in credits}
-    teams_of = {pid: _team(c.get("clubcode")) for pid, c in credits if _team(c.get("clubcode"))}
+    stat_ids = {c["statId"] for _, c, _ in credits}
+    teams_of: dict[str, str] = {}
+    names_of: dict[str, str | None] = {}
+    for pid, c, club in credits:
+        if club and pid not in teams_of:
+            teams_of[pid] = club
+        names_of.setdefault(pid, c.get("playerName"))
     participants, stats = [], []
-    for pid in dict.fromkeys(pid for pid, _ in credits if pid != "0"):
+    for pid, credited_name in names_of.items():
+        if pid == "0":
+            continue
         team = teams_of.get(pid) or offense or game.home
         name, position = players.get(pid, (None, None))
         side: Side = "offense" if team == offense else "defense" if team == defense else "unknown"
         participants.append(Participant(player_id=pid, team=team, side=side, position=position,
-                                        name=name or next((c.get("playerName") for p, c in credits if p == pid), None)))  # fmt: skip
-    for pid, c in credits:
+                                        name=name or credited_name))  # fmt: skip
+    for pid, c, club in credits:
         sid = int(c["statId"])
-        team = _team(c.get("clubcode")) or teams_of.get(pid) or offense or game.home
-        stats.append(StatCredit(stat_id=sid, team=team, player_id=None if pid == "0" else pid,
-                                yards=int(c.get("yards") or 0), value=0.5 if sid == 84 else 1.0,
-                                category=CATEGORY.get(sid)))  # fmt: skip
+        stats.append(StatCredit(stat_id=sid, team=club or teams_of.get(pid) or offense or game.home,
+                                player_id=None if pid == "0" else pid, yards=int(c.get("yards") or 0),
+                                value=0.5 if sid == 84 else 1.0, category=CATEGORY.get(sid)))  # fmt: skip
     clock = raw.get("time") or None
     down = raw.get("down")
     return Play(

@@ -31,8 +31,10 @@ CREATE TABLE IF NOT EXISTS plays (
     description    text,
     formation      jsonb,
     personnel      jsonb,
-    participants   jsonb       NOT NULL DEFAULT '[]',
-    stats          jsonb       NOT NULL DEFAULT '[]',
+    -- json, not jsonb: stored and returned as the events carried them; nothing queries inside
+    -- them (player_ids serves the player filter), and json skips jsonb's parse on every insert.
+    participants   json        NOT NULL DEFAULT '[]',
+    stats          json        NOT NULL DEFAULT '[]',
     player_ids     text[]      NOT NULL DEFAULT '{}',
     event_id       text        NOT NULL,
     occurred_at    timestamptz NOT NULL,
@@ -57,3 +59,7 @@ CREATE TABLE IF NOT EXISTS games (
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS games_season ON games (season, season_type, week);
+
+-- Databases made before participants and stats became json.
+ALTER TABLE plays ALTER COLUMN participants TYPE json, ALTER COLUMN stats TYPE json,
+    ALTER COLUMN participants SET DEFAULT '[]', ALTER COLUMN stats SET DEFAULT '[]';
