@@ -3,6 +3,8 @@
 Evolution rule: add fields with defaults only; never rename a field or change its type.
 A breaking change is a new struct or a new versioned topic beside this one.
 Decoders ignore unknown fields so an older consumer can read a newer producer's events.
+Structs are `gc=False`: events hold no reference cycles, and leaving thousands of decoded events
+per batch out of the cyclic collector more than halved decoding time.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ Clock = Annotated[
 ]
 
 
-class Game(msgspec.Struct, frozen=True, kw_only=True):
+class Game(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The game a play belongs to."""
 
     game_id: NonEmpty
@@ -39,7 +41,7 @@ class Game(msgspec.Struct, frozen=True, kw_only=True):
     away: TeamCode
 
 
-class Participant(msgspec.Struct, frozen=True, kw_only=True):
+class Participant(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A player the feed names on a play."""
 
     player_id: NonEmpty
@@ -49,7 +51,7 @@ class Participant(msgspec.Struct, frozen=True, kw_only=True):
     position: str | None = None
 
 
-class StatCredit(msgspec.Struct, frozen=True, kw_only=True):
+class StatCredit(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One GSIS stat credit; `player_id` is None for a team-level credit."""
 
     stat_id: Annotated[int, msgspec.Meta(ge=1, le=9999)]  # ids unknown to shared.stats are kept, not counted
@@ -60,7 +62,7 @@ class StatCredit(msgspec.Struct, frozen=True, kw_only=True):
     category: str | None = None
 
 
-class Play(msgspec.Struct, frozen=True, kw_only=True):
+class Play(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Situation and outcome of one play, as the feed reports it."""
 
     play_id: NonEmpty
@@ -85,7 +87,9 @@ class Play(msgspec.Struct, frozen=True, kw_only=True):
     stats: list[StatCredit] = []
 
 
-class PlayRecorded(msgspec.Struct, frozen=True, kw_only=True, tag="play_recorded", tag_field="type"):
+class PlayRecorded(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_recorded", tag_field="type"
+):
     """A play happened (revision 1) or was restated by the feed (a higher revision)."""
 
     event_id: NonEmpty
@@ -97,7 +101,9 @@ class PlayRecorded(msgspec.Struct, frozen=True, kw_only=True, tag="play_recorded
     schema_version: int = SCHEMA_VERSION
 
 
-class PlayCorrected(msgspec.Struct, frozen=True, kw_only=True, tag="play_corrected", tag_field="type"):
+class PlayCorrected(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_corrected", tag_field="type"
+):
     """The feed replaced a play it had sent: this revision supersedes every lower one."""
 
     event_id: NonEmpty
@@ -109,7 +115,7 @@ class PlayCorrected(msgspec.Struct, frozen=True, kw_only=True, tag="play_correct
     schema_version: int = SCHEMA_VERSION
 
 
-class PlayDeleted(msgspec.Struct, frozen=True, kw_only=True, tag="play_deleted", tag_field="type"):
+class PlayDeleted(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_deleted", tag_field="type"):
     """The feed withdrew a play; it supersedes every lower revision of it."""
 
     event_id: NonEmpty
@@ -125,7 +131,9 @@ class PlayDeleted(msgspec.Struct, frozen=True, kw_only=True, tag="play_deleted",
 PlayEvent = PlayRecorded | PlayCorrected | PlayDeleted
 
 
-class PlayEventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="play_event_batch", tag_field="type"):
+class PlayEventBatch(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_event_batch", tag_field="type"
+):
     """Several events of one game in one Kafka record, in feed order.
 
     Ingest publishes one per game and request: Kafka and the consumers then pay their
