@@ -163,9 +163,17 @@ def events_of(records: Iterable[bytes]) -> list[PlayEvent]:
     return out
 
 
+_TEAM_CODES: set[str] = set()  # codes already seen valid: a few dozen cover every event
+
+
 def valid_team(code: str) -> bool:
     """A team code is 1-4 capital letters (PHI, LA, JAX)."""
-    return code.isascii() and code.isalpha() and code.isupper()
+    if code in _TEAM_CODES:
+        return True
+    valid = code.isascii() and code.isalpha() and code.isupper()
+    if valid and len(_TEAM_CODES) < 4096:
+        _TEAM_CODES.add(code)
+    return valid
 
 
 def valid_clock(clock: str) -> bool:

@@ -62,6 +62,10 @@ class Hub:
         if client in self._clients and not client.offer(item):
             self._evict(client)
 
+    def follows(self, game_id: str) -> bool:
+        """Whether any local client follows the game."""
+        return game_id in self._followers
+
     def publish(self, game_id: str, seq: int, text: str) -> None:
         """Queue a sequenced message for every follower of its game."""
         item = Live(game_id, seq, text)

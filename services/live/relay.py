@@ -26,6 +26,9 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
         async for message in pubsub.listen():
             if message["type"] != "pmessage":
                 continue
+            # The channel names the game: messages of games nobody here follows cost no decoding.
+            if not hub.follows(sequencer.keys.game_of_channel(message["channel"])):
+                continue
             data: bytes = message["data"]
             head = head_decoder.decode(data)
             hub.publish(head.game_id, head.seq, data.decode())

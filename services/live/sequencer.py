@@ -61,6 +61,10 @@ class Keys:
     def channel(self, game_id: str) -> str:
         return f"{self.prefix}:events:{game_id}"
 
+    def game_of_channel(self, channel: bytes) -> str:
+        """The game id a channel name carries."""
+        return channel.decode()[len(self.prefix) + len(":events:") :]
+
     @property
     def channel_pattern(self) -> str:
         return f"{self.prefix.translate(_GLOB_SPECIAL)}:events:*"
