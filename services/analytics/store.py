@@ -51,6 +51,24 @@ def _decode(raw: str) -> Contribution:
     return {tuple(item[:6]): item[6] for item in _contrib_codec.decode(raw)}  # type: ignore[misc]
 
 
+def _total_columns(totals: dict[Key, float]) -> list[list[Any]]:
+    """The seven unnest arrays of TOTALS_SQL, rows in key order so instances never deadlock."""
+    columns: list[list[Any]] = [[], [], [], [], [], [], []]
+    kinds, subjects, seasons, types, weeks, stats, values = columns
+    for key in sorted(totals):
+        value = totals[key]
+        if value:
+            kind, subject, season, season_type, week, stat = key
+            kinds.append(kind)
+            subjects.append(subject)
+            seasons.append(season)
+            types.append(season_type)
+            weeks.append(week)
+            stats.append(stat)
+            values.append(value)
+    return columns
+
+
 def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else []
 
@@ -101,16 +119,18 @@ class AggregateStore:
             if prev is not None and prev["revision"] >= event.revision:
                 continue  # redelivered or superseded: already counted
             new = contribution(event)
-            if prev is not None:
+            if prev is None:
+                for k, v in new.items():
+                    totals[k] += v
+            else:
                 replaced.append(key)
-            for k, v in delta(new, _decode(prev["contrib"]) if prev else {}).items():
-                totals[k] += v
+                for k, v in delta(new, _decode(prev["contrib"])).items():
+                    totals[k] += v
             changed.append((event, key, new))
         if not changed:
             return 0
-        items = sorted((k, v) for k, v in totals.items() if v)  # sorted: no deadlocks between instances
-        if items:
-            await conn.execute(TOTALS_SQL, *_columns([(*k, v) for k, v in items]))
+        if totals:
+            await conn.execute(TOTALS_SQL, *_total_columns(totals))
         rows = [(key, e.game.season, e.revision, _encode(new)) for e, key, new in changed]
         fresh = [r for r in rows if r[0] not in stored]  # most plays are new: COPY them, upsert the rest
         if fresh:
