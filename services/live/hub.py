@@ -24,6 +24,7 @@ class Hub:
         self._clients: set[Client] = set()
         self._followers: dict[str, set[Client]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self.changed = asyncio.Event()  # set when the games followed here change
 
     def __repr__(self) -> str:
         return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
@@ -47,6 +48,7 @@ class Hub:
         for game_id in game_ids:
             client.games.add(game_id)
             self._followers.setdefault(game_id, set()).add(client)
+        self.changed.set()
 
     def unfollow(self, client: Client, game_ids: Iterable[str]) -> None:
         for game_id in game_ids:
@@ -56,15 +58,22 @@ class Hub:
                 followers.discard(client)
                 if not followers:
                     del self._followers[game_id]
+                    self.changed.set()
 
     def send(self, client: Client, item: Outgoing) -> None:
         """Queue one item for one client, disconnecting it when its queue is full."""
         if client in self._clients and not client.offer(item):
             self._evict(client)
 
-    def follows(self, game_id: str) -> bool:
-        """Whether any local client follows the game."""
-        return game_id in self._followers
+    def games(self) -> set[str]:
+        """The games some local client follows."""
+        return set(self._followers)
+
+    def catch_up(self, game_ids: Iterable[str]) -> None:
+        """Have the followers of these games read what pub/sub may not have brought them."""
+        for game_id in game_ids:
+            for client in list(self._followers.get(game_id, ())):
+                self.send(client, Sync(game_id))
 
     def publish(self, game_id: str, seq: int, text: str) -> None:
         """Queue a sequenced message for every follower of its game."""
@@ -76,12 +85,6 @@ class Hub:
         """Queue an unsequenced message for every client."""
         for client in list(self._clients):
             self.send(client, text)
-
-    def catch_up_all(self) -> None:
-        """Have every client read what it may have missed (after the relay was down)."""
-        for client in list(self._clients):
-            for game_id in list(client.games):
-                self.send(client, Sync(game_id))
 
     def sample_depths(self) -> None:
         depths = [client.queue.qsize() for client in self._clients]

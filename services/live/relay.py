@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -16,18 +18,31 @@ log = get_logger(__name__)
 
 
 async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hub) -> None:
-    """Pass every sequenced message published by any instance to this instance's clients."""
+    """Pass the messages of the games followed here, published by any instance, to local clients.
+
+    The relay subscribes to one channel per followed game (not to every game), so an instance
+    whose viewers watch two games receives two games' messages. A new subscription may start
+    after a message was published: followers of newly subscribed games then catch up from the
+    game's stream.
+    """
     client = await redis.wait()
     async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-        await pubsub.psubscribe(sequencer.keys.channel_pattern)
-        log.info("relay_subscribed", pattern=sequencer.keys.channel_pattern)
-        # Anything published while this relay was not subscribed is in the streams.
-        hub.catch_up_all()
-        async for message in pubsub.listen():
-            if message["type"] != "pmessage":
+        subscribed: set[str] = set()
+        log.info("relay_started")
+        while True:
+            wanted = hub.games()
+            if wanted != subscribed:
+                await _resubscribe(pubsub, sequencer, wanted - subscribed, subscribed - wanted)
+                hub.catch_up(wanted - subscribed)
+                subscribed = wanted
+            hub.changed.clear()
+            if not subscribed:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1):
+                        await hub.changed.wait()
                 continue
-            # The channel names the game: messages of games nobody here follows cost no decoding.
-            if not hub.follows(sequencer.keys.game_of_channel(message["channel"])):
+            message = await pubsub.get_message(timeout=0.05)
+            if message is None or message["type"] != "message":
                 continue
             data: bytes = message["data"]
             head = head_decoder.decode(data)
@@ -35,6 +50,14 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
             # A burst can sit in one read buffer; yielding lets writers drain between messages,
             # so only clients that really fall behind fill their queues.
             await asyncio.sleep(0)
+
+
+async def _resubscribe(pubsub: Any, sequencer: Sequencer, add: set[str], drop: set[str]) -> None:
+    if add:
+        await pubsub.subscribe(*(sequencer.keys.channel(g) for g in sorted(add)))
+    if drop:
+        await pubsub.unsubscribe(*(sequencer.keys.channel(g) for g in sorted(drop)))
+    log.info("relay_subscriptions", added=len(add), dropped=len(drop))
 
 
 async def heartbeats(hub: Hub, every_seconds: float) -> None:

@@ -35,7 +35,6 @@ for k = 1, 3 do
 end
 return out
 """
-_GLOB_SPECIAL = str.maketrans({c: f"\\{c}" for c in "*?[]\\"})
 HISTORY_PAGE = 500
 
 
@@ -60,14 +59,6 @@ class Keys:
 
     def channel(self, game_id: str) -> str:
         return f"{self.prefix}:events:{game_id}"
-
-    def game_of_channel(self, channel: bytes) -> str:
-        """The game id a channel name carries."""
-        return channel.decode()[len(self.prefix) + len(":events:") :]
-
-    @property
-    def channel_pattern(self) -> str:
-        return f"{self.prefix.translate(_GLOB_SPECIAL)}:events:*"
 
 
 class Sequencer:
