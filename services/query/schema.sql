@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS plays (
 ) PARTITION BY RANGE (season);
 
 CREATE INDEX IF NOT EXISTS plays_game_seq ON plays (game_id, sequence);
+-- The newest-first list needs season in the index: partitions alone do not give that order.
 CREATE INDEX IF NOT EXISTS plays_newest ON plays (season DESC, game_id DESC, sequence DESC);
+DROP INDEX IF EXISTS plays_game_order;  -- tried and dropped: it could not serve the newest-first list
 CREATE INDEX IF NOT EXISTS plays_offense_situation ON plays (offense, down, yards_to_go)
     INCLUDE (yards_gained, touchdown);
 CREATE INDEX IF NOT EXISTS plays_defense_situation ON plays (defense, down, yards_to_go);
