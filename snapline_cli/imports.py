@@ -160,5 +160,6 @@ def run_gamecenter(args: argparse.Namespace) -> int:
         f"{summary.rejected} rejected, in {elapsed:.1f} s ({summary.plays / max(elapsed, 1e-6):.0f} plays/s)"
     )
     for name, reason in sorted(summary.failures):
-        print(f"FAILED {name}: {reason}", file=sys.stderr)
+        # The adapter's reasons already start with the file name.
+        print(f"FAILED {name}: {reason.removeprefix(f'{name}: ')}", file=sys.stderr)
     return 1 if summary.failures or summary.rejected else 0
