@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import sys
 import time
@@ -107,7 +108,11 @@ async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes,
     slots = asyncio.Semaphore(args.concurrency)
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     url = args.gateway.rstrip("/") + "/v1/events"
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker, initargs=(schedule, players)) as pool:
+    # forkserver: workers never inherit the event loop's threads and locks from a fork.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        args.workers, context, initializer=_init_worker, initargs=(schedule, players)
+    ) as pool:
         async with aiohttp.ClientSession(
             headers=headers, timeout=aiohttp.ClientTimeout(total=120)
         ) as session:

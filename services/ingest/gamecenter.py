@@ -51,7 +51,11 @@ def load_schedule(raw: bytes) -> dict[str, ScheduledGame]:
     for game_id, g in msgspec.json.decode(raw)["games"]:
         # `year` is the season (a February Super Bowl has the previous year); the calendar
         # date is the first eight digits of the game id.
-        day = datetime.strptime(game_id[:8], "%Y%m%d").replace(tzinfo=UTC)
+        try:
+            day = datetime.strptime(game_id[:8], "%Y%m%d").replace(tzinfo=UTC)
+        except ValueError:  # not a date-shaped id: the season's calendar year from the month
+            year = int(g["year"]) + (1 if int(g["month"]) <= 3 else 0)
+            day = datetime(year, int(g["month"]), int(g["day"]), tzinfo=UTC)
         out[game_id] = ScheduledGame(game_id, int(g["year"]), g["season_type"], int(g["week"]), g["home"],
                                      g["away"], day)  # fmt: skip
     return out
