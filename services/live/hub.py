@@ -24,7 +24,6 @@ class Hub:
         self._clients: set[Client] = set()
         self._followers: dict[str, set[Client]] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self.changed = asyncio.Event()  # set when the games followed here change
 
     def __repr__(self) -> str:
         return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
@@ -48,7 +47,6 @@ class Hub:
         for game_id in game_ids:
             client.games.add(game_id)
             self._followers.setdefault(game_id, set()).add(client)
-        self.changed.set()
 
     def unfollow(self, client: Client, game_ids: Iterable[str]) -> None:
         for game_id in game_ids:
@@ -58,7 +56,6 @@ class Hub:
                 followers.discard(client)
                 if not followers:
                     del self._followers[game_id]
-                    self.changed.set()
 
     def send(self, client: Client, item: Outgoing) -> None:
         """Queue one item for one client, disconnecting it when its queue is full."""

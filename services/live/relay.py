@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -35,11 +34,10 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
                 await _resubscribe(pubsub, sequencer, wanted - subscribed, subscribed - wanted)
                 hub.catch_up(wanted - subscribed)
                 subscribed = wanted
-            hub.changed.clear()
             if not subscribed:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1):
-                        await hub.changed.wait()
+                # A plain sleep, not a timed wait on an event: nothing here may turn a
+                # cancellation at shutdown into a timeout that the loop would swallow.
+                await asyncio.sleep(0.05)
                 continue
             message = await pubsub.get_message(timeout=0.05)
             if message is None or message["type"] != "message":
