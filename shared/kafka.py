@@ -220,10 +220,16 @@ class ConsumerLoop:
         self.consumer = None
 
     async def commit_processed(self, partitions: Sequence[TopicPartition]) -> None:
-        async with self._lock:
-            await self._commit({tp: off for tp, off in self._processed.items() if tp in partitions})
-            for tp in partitions:
-                self._processed.pop(tp, None)
+        """Commit what was applied of the revoked partitions (called during a rebalance).
+
+        It takes no lock: the fetch loop may itself be waiting, inside its commit, for this
+        rebalance to end. A fetch still being applied is not in `_processed` yet; the next
+        owner reads it again, which the idempotent handlers make harmless.
+        """
+        offsets = {tp: off for tp, off in self._processed.items() if tp in partitions}
+        for tp in partitions:
+            self._processed.pop(tp, None)
+        await self._commit(offsets)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if offsets and self.consumer is not None:
