@@ -109,7 +109,7 @@ async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes,
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     url = args.gateway.rstrip("/") + "/v1/events"
     # forkserver: workers never inherit the event loop's threads and locks from a fork.
-    context = multiprocessing.get_context("forkserver")
+    context = multiprocessing.get_context(getattr(args, "start_method", "forkserver"))
     with ProcessPoolExecutor(
         args.workers, context, initializer=_init_worker, initargs=(schedule, players)
     ) as pool:
