@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 import redis.exceptions
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -17,6 +18,7 @@ from opentelemetry import trace
 
 from shared.config import KafkaSettings, Settings
 from shared.deps import Dependency, Unavailable
+from shared.http import add_background, add_dependency
 from shared.logging import bound_contextvars, get_logger
 from shared.telemetry import (
     CONSUMER_BATCH_SECONDS,
@@ -348,3 +350,10 @@ async def run_when_connected(dependency: Dependency[Any], loop: ConsumerLoop) ->
     """Wait until the consumer has joined, then run its loop (for `add_background`)."""
     await dependency.wait()
     await loop.run()
+
+
+def add_consumer(app: web.Application, key: web.AppKey[Any], loop: ConsumerLoop, settings: Settings) -> None:
+    """Join `loop`'s group in the background (checked by /readyz), run it while the app runs,
+    and leave the group, offsets committed, at shutdown."""
+    add_dependency(app, key, consumer_dependency(loop, settings))
+    add_background(app, f"{settings.service}-consumer", lambda: run_when_connected(app[key], loop))

@@ -19,6 +19,8 @@ import pytest
 from shared.config import Settings
 from shared.kafka import ensure_topics
 
+pytest_plugins = ["tests.stack"]  # fixtures for tests that drive the running stack
+
 
 @pytest.fixture
 def unique() -> str:

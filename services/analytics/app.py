@@ -12,8 +12,8 @@ from services.analytics.store import AggregateStore
 from shared.cache import redis_dependency
 from shared.config import Settings
 from shared.db import postgres_dependency
-from shared.http import add_background, add_dependency, base_app
-from shared.kafka import ConsumerLoop, consumer_dependency, producer_dependency, run_when_connected
+from shared.http import add_dependency, base_app
+from shared.kafka import ConsumerLoop, add_consumer, producer_dependency
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -26,7 +26,6 @@ def create_app(settings: Settings) -> web.Application:
     loop = ConsumerLoop(settings, settings.consumer_group, [settings.kafka.plays_topic],
                         batch_handler(store), dead_letter=app[DEAD_LETTER],
                         max_records=settings.consumer_batch, fetch_wait_ms=50)  # fmt: skip
-    add_dependency(app, CONSUMER, consumer_dependency(loop, settings))
-    add_background(app, "analytics-consumer", lambda: run_when_connected(app[CONSUMER], loop))
+    add_consumer(app, CONSUMER, loop, settings)
     setup_routes(app)
     return app

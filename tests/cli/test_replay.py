@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,17 +17,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from services.gateway.accounts import add_api_key
 from services.query.plays import SELECT
 from services.query.projection import COLUMNS, row
-from shared.config import Settings
-from shared.db import migrate
 from shared.events import Participant, PlayRecorded, StatCredit, decoder, encoder
 from snapline_cli import replay
 from snapline_cli.main import main
 from tests.factories import KICKOFF, event_dict, game, play, recorded
+from tests.stack import GATEWAY, eventually, remove_game
 
-GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 _API_COLUMNS = SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
 
 
@@ -258,50 +254,12 @@ async def test_ctrl_c_stops_with_130(
 
 
 @pytest.fixture
-async def stack() -> None:
-    """Fail, loudly, when the stack `make test` starts is not there."""
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"{GATEWAY}/healthz", timeout=aiohttp.ClientTimeout(total=5)) as resp,
-        ):
-            assert resp.status == 200, f"GET {GATEWAY}/healthz answered {resp.status}"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        pytest.fail(f"the Snapline stack is not reachable at {GATEWAY} ({exc}); start it with `make up`")
-
-
-@pytest.fixture
-async def db(stack: None) -> AsyncIterator[asyncpg.Pool]:
-    url = Settings.from_env("test").database_url
-    try:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL of the stack is not reachable ({exc}); start it with `make up`")
-    assert pool is not None
-    await migrate(pool, "services.gateway")
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def keys(db: asyncpg.Pool, unique: str) -> AsyncIterator[dict[str, str]]:
-    made = {role: await add_api_key(db, f"e2e-{unique}-{role}", role) for role in ("feed", "viewer")}
-    yield made
-    await db.execute("DELETE FROM gateway_api_keys WHERE name LIKE $1", f"e2e-{unique}-%")
-
-
-@pytest.fixture
-async def game_ids(db: asyncpg.Pool, unique: str) -> AsyncIterator[tuple[str, str]]:
+async def game_ids(stack_db: asyncpg.Pool, unique: str) -> AsyncIterator[tuple[str, str]]:
     """A source game id and its replay id; every row made for them is removed afterwards."""
     source, target = f"e2e{unique}", f"e2e{unique}-replay"
     yield source, target
-    for gid in (source, target):
-        await db.execute("DELETE FROM plays WHERE game_id = $1", gid)
-        await db.execute("DELETE FROM games WHERE game_id = $1", gid)
-        await db.execute("DELETE FROM analytics_play_contrib WHERE play_id LIKE $1", f"{gid}:%")
-        await db.execute("DELETE FROM defender_plays WHERE play_id LIKE $1", f"{gid}:%")
-    await db.execute("DELETE FROM stat_totals WHERE subject_id LIKE $1", f"e2e-{source}%")
-    await db.execute("DELETE FROM players WHERE player_id LIKE $1", f"e2e-{source}%")
+    await remove_game(stack_db, source, player_prefix=f"e2e-{source}")
+    await remove_game(stack_db, target)
 
 
 def _source_event(gid: str, n: int, clock: str) -> dict[str, Any]:
@@ -314,14 +272,6 @@ def _source_event(gid: str, n: int, clock: str) -> dict[str, Any]:
     )  # fmt: skip
     event["game"]["season"] = 2030
     return event
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    """Poll `check` until it returns something truthy."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-    return result
 
 
 async def _plays(http: aiohttp.ClientSession, key: str, gid: str, count: int) -> list[dict[str, Any]]:
@@ -345,29 +295,29 @@ async def _live_plays(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[d
 
 @pytest.mark.integration
 async def test_a_stored_game_replays_live_through_the_stack(
-    keys: dict[str, str], game_ids: tuple[str, str]
+    stack_keys: dict[str, str], game_ids: tuple[str, str]
 ) -> None:
     source, target = game_ids
-    feed = {"X-API-Key": keys["feed"]}
+    feed = {"X-API-Key": stack_keys["feed"]}
     async with aiohttp.ClientSession(GATEWAY) as http:
         events = [_source_event(source, n, c) for n, c in enumerate(("15:00", "14:40", "14:05"), 1)]
         resp = await http.post("/v1/events", json=events, headers=feed)
         assert resp.status == 202 and (await resp.json())["accepted"] == 3, await resp.text()
-        stored = await _plays(http, keys["viewer"], source, 3)
+        stored = await _plays(http, stack_keys["viewer"], source, 3)
 
-        async with http.ws_connect("/v1/live", headers={"X-API-Key": keys["viewer"]}) as ws:
+        async with http.ws_connect("/v1/live", headers={"X-API-Key": stack_keys["viewer"]}) as ws:
             await ws.send_json({"op": "subscribe", "game_ids": [target]})
             async with asyncio.timeout(30):
                 while (await ws.receive_json()).get("type") != "subscribed":
                     pass
             argv = ["replay", source, "--speed", "1000", "--as", target, "--gateway", GATEWAY,
-                    "--api-key", keys["feed"]]  # fmt: skip
+                    "--api-key", stack_keys["feed"]]  # fmt: skip
             assert await asyncio.to_thread(main, argv) == 0
             pushed = await _live_plays(ws, 3)
         assert [(m["game_id"], m["seq"]) for m in pushed] == [(target, 1), (target, 2), (target, 3)]
         assert [m["play_id"] for m in pushed] == [f"{target}:{n}" for n in (1, 2, 3)]
 
-        replayed = await _plays(http, keys["viewer"], target, 3)
+        replayed = await _plays(http, stack_keys["viewer"], target, 3)
         same = ("quarter", "clock", "sequence", "play_type", "description", "participants", "stats")
         assert [{k: p[k] for k in same} for p in replayed] == [{k: p[k] for k in same} for p in stored]
         assert {p["revision"] for p in replayed} == {1}

@@ -7,57 +7,22 @@ Runs against the stack `make test` started (GATEWAY_URL, DATABASE_URL from the e
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from services.gateway.accounts import add_api_key
-from shared.config import Settings
-from shared.db import migrate
 from tests.factories import event_dict
-
-GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(Settings.from_env("test").database_url, min_size=1, max_size=2)
-    assert pool is not None
-    await migrate(pool, "services.gateway")
-    yield pool
-    await pool.close()
+from tests.stack import GATEWAY, eventually, remove_game
 
 
 @pytest.fixture
-async def keys(db: asyncpg.Pool, unique: str) -> AsyncIterator[dict[str, str]]:
-    made = {role: await add_api_key(db, f"e2e-{unique}-{role}", role) for role in ("feed", "viewer")}
-    yield made
-    await db.execute("DELETE FROM gateway_api_keys WHERE name LIKE $1", f"e2e-{unique}-%")
-
-
-@pytest.fixture
-async def game_id(db: asyncpg.Pool, unique: str) -> AsyncIterator[str]:
+async def game_id(stack_db: asyncpg.Pool, unique: str) -> AsyncIterator[str]:
     gid = f"e2e{unique}"
     yield gid
-    # The stack's own tables: remove what this test made.
-    await db.execute("DELETE FROM plays WHERE game_id = $1", gid)
-    await db.execute("DELETE FROM games WHERE game_id = $1", gid)
-    await db.execute("DELETE FROM analytics_play_contrib WHERE play_id LIKE $1", f"{gid}:%")
-    await db.execute("DELETE FROM defender_plays WHERE play_id LIKE $1", f"{gid}:%")
-    await db.execute("DELETE FROM stat_totals WHERE subject_id LIKE $1", f"e2e-{gid}%")
-    await db.execute("DELETE FROM players WHERE player_id LIKE $1", f"e2e-{gid}%")
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    """Poll `check` until it returns something truthy."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-    return result
+    await remove_game(stack_db, gid, player_prefix=f"e2e-{gid}")
 
 
 async def _next_message(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> dict[str, Any]:
@@ -77,11 +42,11 @@ def _event(gid: str, defender: str, stat_id: int, revision: int = 1) -> dict[str
     return e
 
 
-async def test_a_play_flows_through_every_service(keys: dict[str, str], game_id: str) -> None:
+async def test_a_play_flows_through_every_service(stack_keys: dict[str, str], game_id: str) -> None:
     defender = f"e2e-{game_id}-rusher"
-    feed = {"X-API-Key": keys["feed"]}
+    feed = {"X-API-Key": stack_keys["feed"]}
     async with aiohttp.ClientSession(GATEWAY) as http:
-        async with http.ws_connect("/v1/live", headers={"X-API-Key": keys["viewer"]}) as ws:
+        async with http.ws_connect("/v1/live", headers={"X-API-Key": stack_keys["viewer"]}) as ws:
             await ws.send_json({"op": "subscribe", "game_ids": [game_id]})
             await _next_message(ws, "subscribed")
 
@@ -141,21 +106,25 @@ async def test_a_play_flows_through_every_service(keys: dict[str, str], game_id:
             await eventually(no_pressure)
 
 
-async def test_the_gateway_refuses_what_it_should(keys: dict[str, str], game_id: str) -> None:
+async def test_the_gateway_refuses_what_it_should(stack_keys: dict[str, str], game_id: str) -> None:
     async with aiohttp.ClientSession(GATEWAY) as http:
         anonymous = await http.get("/v1/plays")
         assert anonymous.status == 401
         assert (await anonymous.json())["error"]["code"]
         viewer_push = await http.post(
-            "/v1/events", json=_event(game_id, "x", 83), headers={"X-API-Key": keys["viewer"]}
+            "/v1/events", json=_event(game_id, "x", 83), headers={"X-API-Key": stack_keys["viewer"]}
         )
         assert viewer_push.status == 403
         bad = await http.post(
-            "/v1/events", data=b"{", headers={"X-API-Key": keys["feed"], "Content-Type": "application/json"}
+            "/v1/events",
+            data=b"{",
+            headers={"X-API-Key": stack_keys["feed"], "Content-Type": "application/json"},
         )
         assert bad.status == 400
         assert (await bad.json())["error"]["code"] == "malformed_json"
-        unknown = await http.get("/v1/plays", params={"downs": "3"}, headers={"X-API-Key": keys["viewer"]})
+        unknown = await http.get(
+            "/v1/plays", params={"downs": "3"}, headers={"X-API-Key": stack_keys["viewer"]}
+        )
         assert unknown.status == 400
         assert (await unknown.json())["error"]["details"] == [
             {"field": "downs", "message": "unknown parameter"}
