@@ -70,6 +70,23 @@ def _split(raw: str) -> list[str]:
     return parts
 
 
+def situation() -> dict[str, Parser]:
+    """The situational filters shared by the play list and the rankings (spec: /v1/plays)."""
+    return {
+        "season": integers(1920, 2100),
+        "season_type": choice(SEASON_TYPES),
+        "week_min": integer(0, 30),
+        "week_max": integer(0, 30),
+        "team": texts(4, upper=True),
+        "quarter": integers(1, 6),
+        "down": integers(0, 4),
+        "ytg_min": integer(0, 99),
+        "ytg_max": integer(0, 99),
+        "yardline_min": integer(1, 99),
+        "yardline_max": integer(1, 99),
+    }
+
+
 def parse_params(query: Mapping[str, str], spec: Mapping[str, Parser]) -> dict[str, Any]:
     """Parse `query` by `spec`; unknown names and bad values are all reported together."""
     errors: list[dict[str, str]] = []

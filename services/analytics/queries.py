@@ -32,14 +32,7 @@ LEADER_PARAMS: dict[str, p.Parser] = {
     "limit": p.integer(1, 100),
 }
 PRESSURE_PARAMS: dict[str, p.Parser] = {
-    **STATS_PARAMS,
-    "team": p.texts(4, upper=True),
-    "quarter": p.integers(1, 6),
-    "down": p.integers(0, 4),
-    "ytg_min": p.integer(0, 99),
-    "ytg_max": p.integer(0, 99),
-    "yardline_min": p.integer(1, 99),
-    "yardline_max": p.integer(1, 99),
+    **p.situation(),
     "position": p.texts(8, upper=True),
     "min_snaps": p.integer(1, 100000),
     "limit": p.integer(1, 100),

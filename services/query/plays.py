@@ -13,20 +13,10 @@ from shared.errors import ApiError
 from shared.params import Where
 
 PLAY_PARAMS: dict[str, p.Parser] = {
-    "season": p.integers(1920, 2100),
-    "season_type": p.choice(p.SEASON_TYPES),
-    "week_min": p.integer(0, 30),
-    "week_max": p.integer(0, 30),
+    **p.situation(),
     "game_id": p.texts(),
-    "team": p.texts(4, upper=True),
     "defense": p.texts(4, upper=True),
     "player_id": p.texts(),
-    "quarter": p.integers(1, 6),
-    "down": p.integers(0, 4),
-    "ytg_min": p.integer(0, 99),
-    "ytg_max": p.integer(0, 99),
-    "yardline_min": p.integer(1, 99),
-    "yardline_max": p.integer(1, 99),
     "play_type": p.texts(32),
     "yards_min": p.integer(-120, 120),
     "yards_max": p.integer(-120, 120),
