@@ -15,10 +15,9 @@ from types import TracebackType
 import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import KafkaSettings, Settings
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"ingest": 18081, "query": 18082, "analytics": 18083, "live": 18084, "gateway": 18080}
@@ -118,12 +117,7 @@ class BenchStack:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka.bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([self.kafka.plays_topic, self.kafka.dead_letter_topic])
-        finally:
-            await admin.close()
+        await delete_topics(self.kafka)
         redis = aioredis.Redis.from_url(self.redis_url)
         keys = [k async for k in redis.scan_iter(match=f"{self.prefix}:*", count=10000)]
         for i in range(0, len(keys), 5000):

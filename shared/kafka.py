@@ -121,6 +121,16 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[NewTopic] | No
         await admin.close()
 
 
+async def delete_topics(settings: KafkaSettings) -> None:
+    """Delete the platform's topics under `settings.topic_prefix` (tests and benchmarks clean up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="snapline-topics")
+    await admin.start()
+    try:
+        await admin.delete_topics([t.name for t in topic_specs(settings)])
+    finally:
+        await admin.close()
+
+
 async def _wait_for_leaders(
     admin: AIOKafkaAdminClient, partitions: dict[str, int], seconds: float = 30
 ) -> None:
@@ -186,6 +196,15 @@ class ConsumerLoop:
         self.consumer: AIOKafkaConsumer | None = None
         self.handled = 0
         self._last_error: BaseException = RuntimeError("no error")
+
+    @classmethod
+    def plays(
+        cls, settings: Settings, handler: BatchHandler, dead_letter: Dependency[AIOKafkaProducer],
+        fetch_wait_ms: int = 0,
+    ) -> ConsumerLoop:  # fmt: skip
+        """The loop every consumer service runs: the plays topic, in the service's own group."""
+        return cls(settings, settings.consumer_group, [settings.kafka.plays_topic], handler,
+                   dead_letter=dead_letter, max_records=settings.consumer_batch, fetch_wait_ms=fetch_wait_ms)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ConsumerLoop(group={self.group!r}, topics={self._topics}, handled={self.handled})"

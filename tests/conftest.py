@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shared.config import Settings
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 
 pytest_plugins = ["tests.stack"]  # fixtures for tests that drive the running stack
 
@@ -47,17 +47,10 @@ def make_settings(unique: str) -> Callable[..., Settings]:
 @pytest.fixture
 async def topics(make_settings: Callable[..., Settings]) -> AsyncIterator[Settings]:
     """Create this test's own topics; delete them afterwards."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
     settings = make_settings("test")
     await ensure_topics(settings.kafka)
     yield settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([settings.kafka.plays_topic, settings.kafka.dead_letter_topic])
-    finally:
-        await admin.close()
+    await delete_topics(settings.kafka)
 
 
 @pytest.fixture

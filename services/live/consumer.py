@@ -35,11 +35,4 @@ def plays_loop(
     settings: Settings, sequencer: Sequencer, dead_letter: Dependency[AIOKafkaProducer]
 ) -> ConsumerLoop:
     """The plays-topic loop in the group all live instances share."""
-    return ConsumerLoop(
-        settings,
-        settings.consumer_group,
-        [settings.kafka.plays_topic],
-        plays_handler(sequencer),
-        dead_letter=dead_letter,
-        max_records=settings.consumer_batch,
-    )
+    return ConsumerLoop.plays(settings, plays_handler(sequencer), dead_letter)
