@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import zipfile
@@ -133,6 +134,7 @@ async def main() -> int:
     parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="CLI parse processes")
     parser.add_argument("--concurrency", type=int, default=16, help="import requests in flight")
+    parser.add_argument("--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)")
     args = parser.parse_args()
     files = list(game_files([WHEEL]))[: args.limit]
     settings = Settings.from_env("bench")
@@ -144,7 +146,11 @@ async def main() -> int:
         print(f"raw path: {raw['plays']} plays, {raw['credits']} credit rows, parse {raw['parse_s']:.1f} s, "
               f"COPY {raw['copy_s']:.1f} s")  # fmt: skip
     async with BenchStack(settings) as stack:
+        profilers = stack.profile(Path(args.profile)) if args.profile else []
         platform = await platform_path(stack, files, args.workers, args.concurrency)
+        for p in profilers:
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=60)
     report(len(files), platform, raw)
     complete = platform["queryable"] == platform["counted"] == platform["accepted"]
     if not complete:

@@ -96,6 +96,16 @@ class BenchStack:
                         )
                     await asyncio.sleep(0.3)
 
+    def profile(self, out: Path) -> list[subprocess.Popen[bytes]]:
+        """Start py-spy on every service process, writing collapsed stacks to `out/<name>.txt`."""
+        out.mkdir(parents=True, exist_ok=True)
+        return [
+            subprocess.Popen(["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "50",
+                              "--pid", str(proc.pid), "--output", str(out / f"{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            for name, proc in self.procs.items()
+        ]
+
     def cpu_seconds(self) -> dict[str, float]:
         """User + system CPU seconds of each service process and of this process (the CLI side)."""
         tick = os.sysconf("SC_CLK_TCK")
