@@ -134,7 +134,9 @@ async def main() -> int:
     parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="CLI parse processes")
     parser.add_argument("--concurrency", type=int, default=16, help="import requests in flight")
-    parser.add_argument("--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="sample every service with py-spy into DIR (collapsed stacks)"
+    )
     args = parser.parse_args()
     files = list(game_files([WHEEL]))[: args.limit]
     settings = Settings.from_env("bench")

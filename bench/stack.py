@@ -99,10 +99,13 @@ class BenchStack:
     def profile(self, out: Path) -> list[subprocess.Popen[bytes]]:
         """Start py-spy on every service process, writing collapsed stacks to `out/<name>.txt`."""
         out.mkdir(parents=True, exist_ok=True)
+
+        def command(name: str, pid: int) -> list[str]:
+            return ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "50",
+                    "--pid", str(pid), "--output", str(out / f"{name}.txt")]  # fmt: skip
+
         return [
-            subprocess.Popen(["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "50",
-                              "--pid", str(proc.pid), "--output", str(out / f"{name}.txt")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            subprocess.Popen(command(name, proc.pid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, proc in self.procs.items()
         ]
 

@@ -7,6 +7,7 @@ lost Redis never yields a second play, only a second Kafka record that is then i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,58 +27,79 @@ PENDING = Gauge("snapline_ingest_pending_records", "Records sent to Kafka and no
 PUBLISH_TIMEOUT = 20.0
 BATCH_EVENTS = 200  # about 240 KB of GameCenter events per record
 
-# For each item: KEYS[i] is the game's hash; ARGV holds (play, revision, event id) triples.
-# Returns, per item, {status, previous revision}: 1 publish, 0 duplicate, -1 older than stored.
-# 'u:<play>' marks a claim whose publish was never confirmed (the claimer died between claim
-# and Kafka's ack): the next sender of that revision publishes it again instead of being told
-# "duplicate". Consumers are idempotent, so an extra record is harmless; a lost one is not.
+# Each game's marks live in one hash: 'p:<play>' holds the newest claimed revision, negated
+# while Kafka has not acknowledged it (the claimer may die between claim and ack: the next
+# sender of that revision then publishes it again instead of being told "duplicate";
+# consumers are idempotent, so an extra record is harmless where a lost one is not), and
+# 'e:<event id>' marks an event id already taken. One call per game reads every mark with
+# one HMGET and writes the new ones with one HSET: per-play commands were most of Redis's
+# CPU during bulk imports.
+#
+# Claim: KEYS[1] the game's hash; ARGV (play, revision, event id) triples. Returns, per item,
+# {status, stored value}: status 1 publish, 0 duplicate, -1 older than stored.
 _CLAIM = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local b = (i - 1) * 3
-  local play, rev, eid = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
-  local cur = tonumber(redis.call('HGET', key, 'p:' .. play) or '0')
+local n = #ARGV / 3
+local fields = {}
+for i = 1, n do
+  fields[i] = 'p:' .. ARGV[3 * i - 2]
+  fields[n + i] = 'e:' .. ARGV[3 * i]
+end
+local vals = redis.call('HMGET', KEYS[1], unpack(fields))
+local plays, taken, writes, out = {}, {}, {}, {}
+for i = 1, n do
+  local pf, ef, rev = fields[i], fields[n + i], tonumber(ARGV[3 * i - 1])
+  local mine = plays[pf]  -- claimed earlier in this same call
+  local v = mine or tonumber(vals[i] or '0')
+  local cur = math.abs(v)
   if rev < cur then
-    out[i] = {-1, cur}
-  elseif rev == cur or redis.call('HEXISTS', key, 'e:' .. eid) == 1 then
-    if redis.call('HGET', key, 'u:' .. play) == tostring(rev) then
-      out[i] = {1, cur}
-    else
-      out[i] = {0, cur}
-    end
+    out[i] = {-1, v}
+  elseif rev == cur or taken[ef] or vals[n + i] then
+    if v < 0 and rev == cur and not mine then out[i] = {1, v} else out[i] = {0, v} end
   else
-    redis.call('HSET', key, 'p:' .. play, rev, 'e:' .. eid, 1, 'u:' .. play, rev)
-    out[i] = {1, cur}
+    plays[pf] = -rev
+    taken[ef] = true
+    writes[#writes + 1] = pf
+    writes[#writes + 1] = -rev
+    writes[#writes + 1] = ef
+    writes[#writes + 1] = 1
+    out[i] = {1, v}
   end
 end
+if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
 return out
 """
-# Kafka acknowledged these: their claims are final.
+# Kafka acknowledged these: their claims become final. KEYS[1] the game's hash; ARGV
+# (play, revision) pairs.
 _CONFIRM = """
-for i, key in ipairs(KEYS) do
-  local play, rev = ARGV[2 * i - 1], ARGV[2 * i]
-  if redis.call('HGET', key, 'u:' .. play) == rev then
-    redis.call('HDEL', key, 'u:' .. play)
+local n = #ARGV / 2
+local fields = {}
+for i = 1, n do fields[i] = 'p:' .. ARGV[2 * i - 1] end
+local vals = redis.call('HMGET', KEYS[1], unpack(fields))
+local writes = {}
+for i = 1, n do
+  if vals[i] and tonumber(vals[i]) == -tonumber(ARGV[2 * i]) then
+    writes[#writes + 1] = fields[i]
+    writes[#writes + 1] = ARGV[2 * i]
   end
 end
-return 1
+if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
+return #writes / 2
 """
-# Undo claims whose records Kafka did not acknowledge, so a retry is not a "duplicate".
+# Undo claims whose records Kafka did not acknowledge, so a retry is not a "duplicate"
+# (rare: per item). KEYS[i] a game's hash; ARGV (play, revision, event id, stored before).
 _RELEASE = """
 for i, key in ipairs(KEYS) do
   local b = (i - 1) * 4
-  local play, rev, eid, prev = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  if redis.call('HGET', key, 'p:' .. play) == rev then
+  local play, rev, eid, prev = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
+  if tonumber(redis.call('HGET', key, 'p:' .. play) or '0') == -rev then
     if prev == '0' then redis.call('HDEL', key, 'p:' .. play)
     else redis.call('HSET', key, 'p:' .. play, prev) end
-  end
-  if redis.call('HGET', key, 'u:' .. play) == rev then
-    redis.call('HDEL', key, 'u:' .. play)
   end
   redis.call('HDEL', key, 'e:' .. eid)
 end
 return 1
 """
+SCRIPT_ITEMS = 1000  # items per script call: Lua's unpack() has a stack limit of about 8000
 
 
 @dataclass(slots=True)
@@ -116,19 +138,14 @@ class Publisher:
         outcome = Outcome()
         if not events:
             return outcome
-        keys = [self._key(e) for e in events]
-        args: list[Any] = []
-        for e in events:
-            args += [_feed_play_id(e), e.revision, e.event_id]
-        statuses = await claim(keys=keys, args=args)
+        statuses = await self._per_game(claim, events, lambda e: (_feed_play_id(e), e.revision, e.event_id))
         fresh = [(e, int(prev)) for e, (status, prev) in zip(events, statuses, strict=True) if status == 1]
         outcome.duplicates = sum(1 for status, _ in statuses if status == 0)
         outcome.superseded = sum(1 for status, _ in statuses if status == -1)
         failed = await self._send(producer, [e for e, _ in fresh]) or [False] * len(fresh)
         acked = [e for (e, _), bad in zip(fresh, failed, strict=True) if not bad]
         if acked:
-            await confirm(keys=[self._key(e) for e in acked],
-                          args=[a for e in acked for a in (_feed_play_id(e), e.revision)])  # fmt: skip
+            await self._per_game(confirm, acked, lambda e: (_feed_play_id(e), e.revision))
         if any(failed):
             undo = [(e, prev) for (e, prev), bad in zip(fresh, failed, strict=True) if bad]
             await release(
@@ -143,6 +160,27 @@ class Publisher:
         EVENTS.labels("duplicate").inc(outcome.duplicates)
         EVENTS.labels("superseded").inc(outcome.superseded)
         return outcome
+
+    async def _per_game(
+        self, script: Any, events: list[PlayEvent], item: Callable[[PlayEvent], tuple[Any, ...]]
+    ) -> list[Any]:
+        """Run `script` once per game (and chunk) in one pipeline; the results per event, in order."""
+        by_game: dict[str, list[int]] = {}
+        for i, e in enumerate(events):
+            by_game.setdefault(self._key(e), []).append(i)
+        pipe = self._redis.get().pipeline(transaction=False)
+        chunks = []
+        for key, indexes in by_game.items():
+            for start in range(0, len(indexes), SCRIPT_ITEMS):
+                chunk = indexes[start : start + SCRIPT_ITEMS]
+                await script(keys=[key], args=[a for i in chunk for a in item(events[i])], client=pipe)
+                chunks.append(chunk)
+        out: list[Any] = [None] * len(events)
+        for chunk, result in zip(chunks, await pipe.execute(), strict=True):
+            if isinstance(result, list):
+                for i, value in zip(chunk, result, strict=True):
+                    out[i] = value
+        return out
 
     async def _send(self, producer: AIOKafkaProducer, events: list[PlayEvent]) -> list[bool]:
         """Send the events as per-game batch records; returns, per event, whether Kafka failed it."""

@@ -14,27 +14,44 @@ from shared.events import PlayEvent, play_key
 # KEYS: revisions hash, seq counter, stream of one game. ARGV: channel, ttl, then per event
 # (play id, revision, head, tail). Returns each event's seq, 0 for one already sequenced.
 # The message is spliced from the Python-built halves so cjson never re-encodes a number.
-# One call per game and fetch: the expiry is refreshed once, not per event.
+# One call per game and fetch: revisions are read with one HMGET and written with one HSET,
+# the seqs taken with one INCRBY, and the expiry refreshed once; only the stream entry and
+# the publish are per event.
 SEQUENCE_LUA = """
-local out = {}
-for i = 3, #ARGV, 4 do
-  local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-  if seen >= tonumber(ARGV[i + 1]) then
-    out[#out + 1] = 0
+local n = (#ARGV - 2) / 4
+local plays = {}
+for i = 1, n do plays[i] = ARGV[4 * i - 1] end
+local seen = redis.call('HMGET', KEYS[1], unpack(plays))
+local latest, fresh, out = {}, {}, {}
+for i = 1, n do
+  local rev = tonumber(ARGV[4 * i])
+  if (latest[plays[i]] or tonumber(seen[i] or '0')) >= rev then
+    out[i] = 0
   else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    local seq = redis.call('INCR', KEYS[2])
-    local message = ARGV[i + 2] .. seq .. ARGV[i + 3]
+    latest[plays[i]] = rev
+    fresh[#fresh + 1] = i
+  end
+end
+if #fresh > 0 then
+  local seq = redis.call('INCRBY', KEYS[2], #fresh) - #fresh
+  local writes = {}
+  for _, i in ipairs(fresh) do
+    seq = seq + 1
+    local message = ARGV[4 * i + 1] .. seq .. ARGV[4 * i + 2]
     redis.call('XADD', KEYS[3], seq .. '-0', 'm', message)
     redis.call('PUBLISH', ARGV[1], message)
-    out[#out + 1] = seq
+    out[i] = seq
+    writes[#writes + 1] = plays[i]
+    writes[#writes + 1] = ARGV[4 * i]
   end
+  redis.call('HSET', KEYS[1], unpack(writes))
 end
 for k = 1, 3 do
   redis.call('EXPIRE', KEYS[k], ARGV[2])
 end
 return out
 """
+SCRIPT_EVENTS = 1000  # events per script call: Lua's unpack() has a stack limit of about 8000
 HISTORY_PAGE = 500
 
 
@@ -87,15 +104,19 @@ class Sequencer:
         for index, event in enumerate(events):
             by_game.setdefault(event.game.game_id, []).append(index)
         pipe = client.pipeline(transaction=False)
-        for game_id, indexes in by_game.items():
+        chunks: list[list[int]] = []
+        for game_id, all_indexes in by_game.items():
             keys = [self.keys.revisions(game_id), self.keys.seq(game_id), self.keys.stream(game_id)]
-            args: list[Any] = [self.keys.channel(game_id), self._ttl]
-            for i in indexes:
-                head, tail = split_message(events[i])
-                args += [play_key(events[i]), events[i].revision, head, tail]
-            await script(keys=keys, args=args, client=pipe)
+            for start in range(0, len(all_indexes), SCRIPT_EVENTS):
+                indexes = all_indexes[start : start + SCRIPT_EVENTS]
+                args: list[Any] = [self.keys.channel(game_id), self._ttl]
+                for i in indexes:
+                    head, tail = split_message(events[i])
+                    args += [play_key(events[i]), events[i].revision, head, tail]
+                await script(keys=keys, args=args, client=pipe)
+                chunks.append(indexes)
         seqs = [0] * len(events)
-        for indexes, results in zip(by_game.values(), await pipe.execute(), strict=True):
+        for indexes, results in zip(chunks, await pipe.execute(), strict=True):
             for i, seq in zip(indexes, results, strict=True):
                 seqs[i] = int(seq)
         return seqs

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
 from services.ingest.app import create_app
-from services.ingest.keys import PRODUCER, REDIS
+from services.ingest.keys import PRODUCER, PUBLISHER, REDIS
 from shared.config import Settings
 from shared.events import events_of
 from tests.factories import event_dict
@@ -142,14 +142,46 @@ async def test_a_claim_never_confirmed_is_published_again(ingest: Any) -> None:
     settings = ingest.settings
     redis = ingest.app[REDIS].get()
     key = f"{settings.kafka.topic_prefix}:ingest:game:2019090800"
-    await redis.hset(key, mapping={"p:77": 1, "e:ev-2019090800-77-1": 1, "u:77": 1})
+    await redis.hset(key, mapping={"p:77": -1, "e:ev-2019090800-77-1": 1})  # negated: unconfirmed
     first = await ingest.post("/v1/events", json=event_dict(play_id="77"))
     assert (await first.json())["accepted"] == 1
-    assert await redis.hget(key, "u:77") is None  # Kafka acknowledged: the claim is final
+    assert await redis.hget(key, "p:77") == b"1"  # Kafka acknowledged: the claim is final
     second = await ingest.post("/v1/events", json=event_dict(play_id="77"))
     assert (await second.json())["duplicates"] == 1
     records = await _published(settings, 1)
     assert [e.play.play_id for e in events_of(r.value for r in records)] == ["77"]
+
+
+async def test_one_request_dedupes_within_itself_and_across_games(ingest: Any) -> None:
+    items = [
+        event_dict(play_id="1"),
+        event_dict(play_id="1"),  # the same event again
+        {**event_dict(play_id="1"), "type": "play_corrected", "revision": 2, "event_id": "fix-1"},
+        {**event_dict(play_id="2"), "event_id": "fix-1"},  # an event id already taken
+        event_dict(game_id="2019090900", play_id="1"),  # another game's play 1 is another play
+    ]
+    resp = await ingest.post("/v1/events", json=items)
+    assert await resp.json() == {"accepted": 3, "duplicates": 2, "superseded": 0, "rejected": []}
+    again = await ingest.post("/v1/events", json=items)
+    assert (await again.json())["accepted"] == 0
+
+
+async def test_claims_kafka_did_not_acknowledge_are_released(ingest: Any, monkeypatch: Any) -> None:
+    publisher = ingest.app[PUBLISHER]
+    real_send = publisher._send
+
+    async def kafka_fails(producer: Any, events: list[Any]) -> list[bool]:
+        return [True] * len(events)
+
+    monkeypatch.setattr(publisher, "_send", kafka_fails)
+    body = [event_dict(play_id="5"), event_dict(play_id="6")]
+    resp = await ingest.post("/v1/events", json=body)
+    assert resp.status == 503
+    monkeypatch.setattr(publisher, "_send", real_send)
+    retry = await ingest.post("/v1/events", json=body)
+    assert await retry.json() == {"accepted": 2, "duplicates": 0, "superseded": 0, "rejected": []}
+    records = await _published(ingest.settings, 2)
+    assert sorted(e.play.play_id for e in events_of(r.value for r in records)) == ["5", "6"]
 
 
 def test_batches_keep_order_per_game_and_stay_small() -> None:

@@ -174,3 +174,38 @@ async def _dead_letters(settings: Settings) -> list[bytes]:
         return [r.value for records in batches.values() for r in records]
     finally:
         await consumer.stop()
+
+
+async def test_one_call_over_many_events_numbers_them_gap_free(
+    live_settings: Settings, redis: aioredis.Redis, unique: str
+) -> None:
+    # More events of one game than one script call takes, with repeats and corrections inside.
+    from services.live.sequencer import SCRIPT_EVENTS, Sequencer
+    from shared.deps import Dependency
+
+    async def connect() -> aioredis.Redis:
+        return redis
+
+    async def close(_: aioredis.Redis) -> None:
+        return None
+
+    dep: Dependency[aioredis.Redis] = Dependency("redis", "test", connect, close, close)
+    dep.start()
+    await dep.wait()
+    sequencer = Sequencer(dep, live_settings.kafka.topic_prefix, ttl_seconds=600)
+    game_id = f"G{unique}"
+    n = SCRIPT_EVENTS + 300
+    events = [recorded(game_id, i) for i in range(1, n + 1)]
+    events += [
+        recorded(game_id, 5),
+        corrected(game_id, 5, 2),
+        corrected(game_id, 5, 2),
+        deleted(game_id, 7, 2),
+    ]
+    seqs = await sequencer.sequence(events)
+    assert seqs[:n] == list(range(1, n + 1))
+    assert seqs[n:] == [0, n + 1, 0, n + 2]
+    assert await sequencer.current([game_id]) == {game_id: n + 2}
+    history = await sequencer.history(game_id, after_seq=n)
+    assert [seq for seq, _ in history] == [n + 1, n + 2]
+    assert await sequencer.sequence(events[:3]) == [0, 0, 0]  # a redelivery numbers nothing
