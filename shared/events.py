@@ -9,9 +9,9 @@ per batch out of the cyclic collector more than halved decoding time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 
@@ -151,6 +151,33 @@ record_decoder: msgspec.json.Decoder[PlayEvent | PlayEventBatch] = msgspec.json.
 )
 
 
+def view_decoder(*views: type) -> Callable[[Iterable[bytes]], list[Any]]:
+    """Decode record values into a consumer's own narrow event types instead of full events.
+
+    `views` are Structs tagged like the events they stand for (`tag="play_recorded"`, ...,
+    `tag_field="type"`) holding only the fields that consumer reads: msgspec skips the others
+    without building them. Records were validated at ingest and carry every field, so views
+    need no constraints. Single events and batch records are both read; a record that does
+    not decode raises, as with `events_of`.
+    """
+    union: Any = Union[views]  # noqa: UP007 - built from a runtime tuple
+    batch = msgspec.defstruct("BatchView", [("events", list[union])], tag="play_event_batch",
+                              tag_field="type", kw_only=True, gc=False)  # fmt: skip
+    decoder_: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[(*views, batch)])
+
+    def decode(records: Iterable[bytes]) -> list[Any]:
+        out: list[Any] = []
+        for value in records:
+            decoded = decoder_.decode(value)
+            if type(decoded) is batch:
+                out.extend(decoded.events)  # type: ignore[attr-defined]
+            else:
+                out.append(decoded)
+        return out
+
+    return decode
+
+
 def events_of(records: Iterable[bytes]) -> list[PlayEvent]:
     """The events in Kafka record values (single events or batches), in record order."""
     out: list[PlayEvent] = []
@@ -182,19 +209,26 @@ def valid_clock(clock: str) -> bool:
     return bool(sep) and minutes.isdigit() and len(seconds) == 2 and seconds.isdigit() and int(seconds) < 60
 
 
-def play_key(event: PlayEvent) -> str:
-    """The platform-wide id of the play an event is about: `<game_id>:<feed play id>`."""
-    feed_id = event.play_id if isinstance(event, PlayDeleted) else event.play.play_id
+def play_key(event: Any) -> str:
+    """The platform-wide id of the play an event is about: `<game_id>:<feed play id>`.
+
+    Takes full events and consumers' views alike: a delete names its play at the top level.
+    """
+    play = getattr(event, "play", None)
+    feed_id = event.play_id if play is None else play.play_id
     return f"{event.game.game_id}:{feed_id}"
 
 
-def latest_revisions(events: Iterable[PlayEvent]) -> list[PlayEvent]:
-    """The highest revision of each play in `events`, in first-seen order."""
-    best: dict[str, PlayEvent] = {}
+E = TypeVar("E")
+
+
+def latest_revisions(events: Iterable[E]) -> list[E]:
+    """The highest revision of each play in `events` (full events or views), in first-seen order."""
+    best: dict[str, Any] = {}
     for event in events:
         key = play_key(event)
         current = best.get(key)
-        if current is None or event.revision > current.revision:
+        if current is None or event.revision > current.revision:  # type: ignore[attr-defined]
             best[key] = event
     return list(best.values())
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from services.live.messages import views_of
 from services.live.metrics import SEQUENCED
 from services.live.sequencer import Sequencer
 from shared.config import Settings
 from shared.deps import Dependency
-from shared.events import events_of
 from shared.kafka import BatchHandler, ConsumerLoop, Record
 
 
@@ -22,7 +22,7 @@ def plays_handler(sequencer: Sequencer) -> BatchHandler:
     """
 
     async def handle(records: Sequence[Record]) -> None:
-        events = events_of(record.value for record in records)
+        events = views_of(record.value for record in records)
         seqs = await sequencer.sequence(events)
         fresh = sum(1 for seq in seqs if seq)
         SEQUENCED.labels("sequenced").inc(fresh)

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from shared.events import PlayCorrected, PlayDeleted, PlayEvent, PlayRecorded, play_key
+from shared.events import play_key, view_decoder
 
 _encoder = msgspec.json.Encoder()
 
@@ -22,7 +22,49 @@ class Head(msgspec.Struct):
 head_decoder = msgspec.json.Decoder(Head)
 
 
-def play_fields(event: PlayRecorded | PlayCorrected) -> dict[str, Any]:
+# The live consumer's own view of an event: only what a message carries. Full events have the
+# same field names, so everything below takes either.
+class _Game(msgspec.Struct, gc=False):
+    game_id: str
+
+
+class _Play(msgspec.Struct, kw_only=True, gc=False):
+    play_id: str
+    sequence: int
+    quarter: int | None = None
+    clock: str | None = None
+    down: int | None = None
+    yards_to_go: int | None = None
+    yardline_100: int | None = None
+    offense: str | None = None
+    defense: str | None = None
+    play_type: str = "unknown"
+    yards_gained: int = 0
+    touchdown: bool = False
+    description: str = ""
+
+
+class Recorded(msgspec.Struct, kw_only=True, gc=False, tag="play_recorded", tag_field="type"):
+    game: _Game
+    play: _Play
+    revision: int = 1
+
+
+class Corrected(Recorded, tag="play_corrected"):
+    pass
+
+
+class Deleted(msgspec.Struct, kw_only=True, gc=False, tag="play_deleted", tag_field="type"):
+    game: _Game
+    play_id: str
+    revision: int
+
+
+views_of = view_decoder(Recorded, Corrected, Deleted)
+_KINDS = {"play_recorded": "play", "play_corrected": "correction", "play_deleted": "correction"}
+
+
+def play_fields(event: Any) -> dict[str, Any]:
     """The play as a live client sees it."""
     play = event.play
     return {
@@ -43,18 +85,15 @@ def play_fields(event: PlayRecorded | PlayCorrected) -> dict[str, Any]:
     }
 
 
-def body(event: PlayEvent) -> tuple[str, dict[str, Any]]:
-    """The message type and the fields after `seq` for one event."""
-    match event:
-        case PlayRecorded():
-            return "play", play_fields(event)
-        case PlayCorrected():
-            return "correction", play_fields(event)
-        case PlayDeleted():
-            return "correction", {"play_id": play_key(event), "revision": event.revision, "deleted": True}
+def body(event: Any) -> tuple[str, dict[str, Any]]:
+    """The message type and the fields after `seq` for one event (a full event or a view)."""
+    tag = type(event).__struct_config__.tag
+    if tag == "play_deleted":
+        return "correction", {"play_id": play_key(event), "revision": event.revision, "deleted": True}
+    return _KINDS[tag], play_fields(event)
 
 
-def split_message(event: PlayEvent) -> tuple[bytes, bytes]:
+def split_message(event: Any) -> tuple[bytes, bytes]:
     """The message JSON before and after the seq value, so Redis can splice the seq in verbatim."""
     kind, rest = body(event)
     head = _encoder.encode({"type": kind, "game_id": event.game.game_id})

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from services.live.messages import split_message
 from shared.deps import Dependency
-from shared.events import PlayEvent, play_key
+from shared.events import play_key
 
 # KEYS: revisions hash, seq counter, stream of one game. ARGV: channel, ttl, then per event
 # (play id, revision, head, tail). Returns each event's seq, 0 for one already sequenced.
@@ -96,8 +96,8 @@ class Sequencer:
             self._lua = client.register_script(SEQUENCE_LUA)
         return self._lua
 
-    async def sequence(self, events: Sequence[PlayEvent]) -> list[int]:
-        """Sequence events in order in one round trip; 0 marks an event already sequenced."""
+    async def sequence(self, events: Sequence[Any]) -> list[int]:
+        """Sequence events (full or views) in order in one round trip; 0 marks one already sequenced."""
         client = self._redis.get()
         script = self._script(client)
         by_game: dict[str, list[int]] = {}

@@ -9,6 +9,7 @@ so an older revision arriving later cannot bring the play back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,7 @@ import msgspec
 
 from shared.db import Pools, SeasonPartitions
 from shared.deps import Dependency
-from shared.events import PlayDeleted, PlayEvent, events_of, latest_revisions, play_key
+from shared.events import PlayEvent, encoder, latest_revisions, play_key, view_decoder
 from shared.stats import PASSER_SACKED_IDS, PRESSURE_IDS, SACK_IDS
 
 COLUMNS = (
@@ -42,29 +43,112 @@ GAMES_SQL = (
 _json = msgspec.json.Encoder()
 
 
-def row(event: PlayEvent) -> tuple[Any, ...]:
+# The projector's own view of an event: what a `plays` row needs. Participants and credits stay
+# the JSON the record carries (ingest wrote every field), stored as they are instead of being
+# built into objects and encoded again; only their ids are read, for player_ids and flags.
+class _Game(msgspec.Struct, kw_only=True, gc=False):
+    game_id: str
+    season: int
+    season_type: str
+    week: int
+    home: str
+    away: str
+
+
+class _Play(msgspec.Struct, kw_only=True, gc=False):
+    play_id: str
+    sequence: int
+    drive: int | None = None
+    quarter: int | None = None
+    clock: str | None = None
+    down: int | None = None
+    yards_to_go: int | None = None
+    yardline_100: int | None = None
+    offense: str | None = None
+    defense: str | None = None
+    play_type: str = "unknown"
+    yards_gained: int = 0
+    touchdown: bool = False
+    turnover: bool = False
+    penalty: bool = False
+    description: str = ""
+    formation: dict[str, Any] | None = None
+    personnel: dict[str, Any] | None = None
+    participants: msgspec.Raw = msgspec.Raw(b"[]")
+    stats: msgspec.Raw = msgspec.Raw(b"[]")
+
+
+class Recorded(msgspec.Struct, kw_only=True, gc=False, tag="play_recorded", tag_field="type"):
+    event_id: str
+    occurred_at: datetime
+    game: _Game
+    play: _Play
+    revision: int = 1
+
+
+class Corrected(Recorded, tag="play_corrected"):
+    pass
+
+
+class Deleted(msgspec.Struct, kw_only=True, gc=False, tag="play_deleted", tag_field="type"):
+    event_id: str
+    occurred_at: datetime
+    game: _Game
+    play_id: str
+    revision: int
+
+
+View = Recorded | Deleted  # Corrected is a Recorded
+views_of = view_decoder(Recorded, Corrected, Deleted)
+
+
+class _PlayerRef(msgspec.Struct, gc=False):
+    player_id: str | None = None
+
+
+class _CreditRef(msgspec.Struct, gc=False):
+    stat_id: int
+    player_id: str | None = None
+
+
+_player_refs = msgspec.json.Decoder(list[_PlayerRef])
+_credit_refs = msgspec.json.Decoder(list[_CreditRef])
+
+
+def view(event: PlayEvent) -> View:
+    """The projector's view of a full event (what a consumer of its record would decode)."""
+    [v] = views_of([encoder.encode(event)])
+    return v  # type: ignore[no-any-return]
+
+
+def row(event: View) -> tuple[Any, ...]:
     """The `plays` row of an event, in COLUMNS order."""
     g = event.game
     head = (play_key(event), g.season, g.game_id)
-    if isinstance(event, PlayDeleted):
+    if isinstance(event, Deleted):
         return (*head, event.play_id, event.revision, True, g.season_type, g.week, g.home, g.away,
                 0, None, None, None, None, None, None, None, None, None, None, False, False, False,
                 False, False, None, None, None, "[]", "[]", [], event.event_id, event.occurred_at)  # fmt: skip
     p = event.play
-    stat_ids = {s.stat_id for s in p.stats}
+    credits = _credit_refs.decode(p.stats)
+    stat_ids = {c.stat_id for c in credits}
     player_ids = sorted(
-        {pp.player_id for pp in p.participants} | {s.player_id for s in p.stats if s.player_id}
+        {r.player_id for r in _player_refs.decode(p.participants) if r.player_id}
+        | {c.player_id for c in credits if c.player_id}
     )
     return (
         *head, p.play_id, event.revision, False, g.season_type, g.week, g.home, g.away,
         p.sequence, p.drive, p.quarter, p.clock, p.down, p.yards_to_go, p.yardline_100,
         p.offense, p.defense, p.play_type, p.yards_gained, p.touchdown, p.turnover, p.penalty,
-        bool(stat_ids & (SACK_IDS | PASSER_SACKED_IDS)), bool(stat_ids & PRESSURE_IDS), p.description,
+        not stat_ids.isdisjoint(_SACKED), not stat_ids.isdisjoint(PRESSURE_IDS), p.description,
         None if p.formation is None else _json.encode(p.formation).decode(),
         None if p.personnel is None else _json.encode(p.personnel).decode(),
-        _json.encode(p.participants).decode(), _json.encode(p.stats).decode(), player_ids,
+        bytes(p.participants).decode(), bytes(p.stats).decode(), player_ids,
         event.event_id, event.occurred_at,
     )  # fmt: skip
+
+
+_SACKED = SACK_IDS | PASSER_SACKED_IDS
 
 
 class Projector:
@@ -80,11 +164,15 @@ class Projector:
 
     async def apply_records(self, values: Sequence[bytes]) -> int:
         """Decode and apply raw event records; a record that does not decode raises."""
-        return await self.apply(events_of(values))
+        return await self.apply_views(views_of(values))
 
     async def apply(self, events: Sequence[PlayEvent]) -> int:
-        """Apply events; returns how many plays rows changed."""
-        events = latest_revisions(events)
+        """Apply full events (as their records would be applied); returns how many rows changed."""
+        return await self.apply_views([view(e) for e in events])
+
+    async def apply_views(self, decoded: Sequence[View]) -> int:
+        """Apply decoded views; returns how many plays rows changed."""
+        events = latest_revisions(decoded)
         if not events:
             return 0
         games = {e.game.game_id: e.game for e in events}
@@ -99,7 +187,7 @@ class Projector:
         self.plays_written += changed
         return changed
 
-    async def _write(self, conn: asyncpg.Connection, events: list[PlayEvent]) -> int:
+    async def _write(self, conn: asyncpg.Connection, events: list[View]) -> int:
         """COPY the batch straight into `plays`; if any play is already there, merge instead.
 
         Almost every batch holds only new plays, and a direct COPY writes them once. A

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from services.query.plays import SELECT
-from services.query.projection import COLUMNS, row
+from services.query.projection import COLUMNS, row, view
 from shared.events import Participant, PlayRecorded, StatCredit, decoder, encoder
 from snapline_cli import replay
 from snapline_cli.main import main
@@ -30,7 +30,7 @@ _API_COLUMNS = SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
 
 def api_play(event: PlayRecorded) -> dict[str, Any]:
     """A play as GET /v1/plays returns it: the query service's own row, JSON columns decoded."""
-    stored = dict(zip(COLUMNS, row(event), strict=True))
+    stored = dict(zip(COLUMNS, row(view(event)), strict=True))
     out = {name: stored[name] for name in _API_COLUMNS if name not in ("sack", "pressure")}
     for name in ("formation", "personnel", "participants", "stats"):
         out[name] = None if out[name] is None else json.loads(out[name])
