@@ -100,8 +100,12 @@ class BenchStack:
         """Start py-spy on every service process, writing collapsed stacks to `out/<name>.txt`."""
         out.mkdir(parents=True, exist_ok=True)
 
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.is_file():
+            raise SystemExit("--profile needs py-spy: pip install py-spy (it is in the dev extras)")
+
         def command(name: str, pid: int) -> list[str]:
-            return ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "50",
+            return [str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "50",
                     "--pid", str(pid), "--output", str(out / f"{name}.txt")]  # fmt: skip
 
         return [

@@ -168,15 +168,22 @@ class Publisher:
         by_game: dict[str, list[int]] = {}
         for i, e in enumerate(events):
             by_game.setdefault(self._key(e), []).append(i)
-        pipe = self._redis.get().pipeline(transaction=False)
-        chunks = []
-        for key, indexes in by_game.items():
-            for start in range(0, len(indexes), SCRIPT_ITEMS):
-                chunk = indexes[start : start + SCRIPT_ITEMS]
+        calls = [
+            (key, indexes[start : start + SCRIPT_ITEMS])
+            for key, indexes in by_game.items()
+            for start in range(0, len(indexes), SCRIPT_ITEMS)
+        ]
+        client = self._redis.get()
+        if len(calls) == 1:  # the usual request, one game: no pipeline and its SCRIPT EXISTS round trip
+            key, chunk = calls[0]
+            results = [await script(keys=[key], args=[a for i in chunk for a in item(events[i])])]
+        else:
+            pipe = client.pipeline(transaction=False)
+            for key, chunk in calls:
                 await script(keys=[key], args=[a for i in chunk for a in item(events[i])], client=pipe)
-                chunks.append(chunk)
+            results = await pipe.execute()
         out: list[Any] = [None] * len(events)
-        for chunk, result in zip(chunks, await pipe.execute(), strict=True):
+        for (_, chunk), result in zip(calls, results, strict=True):
             if isinstance(result, list):
                 for i, value in zip(chunk, result, strict=True):
                     out[i] = value
