@@ -78,16 +78,30 @@ def decode_file(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
     if not data.strip():
         raise GameCenterError(f"{name}: empty game file (the gzip holds no JSON)")
     try:
-        doc = msgspec.json.decode(data)
+        doc = _top.decode(data)
+    except msgspec.ValidationError:  # valid JSON, but not an object at the top
+        doc = {}
     except msgspec.DecodeError as exc:
         raise GameCenterError(f"{name}: not JSON ({exc})") from None
-    games = [(k, v) for k, v in doc.items() if isinstance(v, dict)] if isinstance(doc, dict) else []
+    games = [(k, v) for k, v in doc.items() if memoryview(v)[:1].tobytes() == b"{"]
     if len(games) != 1:
         raise GameCenterError(f"{name}: expected one game object keyed by its game id")
-    game_id, body = games[0]
-    if not isinstance(body.get("drives"), dict):
+    game_id, raw = games[0]
+    drives = _game.decode(raw).drives
+    if not isinstance(drives, dict):
         raise GameCenterError(f"{name}: game {game_id} has no drives")
-    return game_id, body
+    return game_id, {"drives": drives}
+
+
+class _GameDoc(msgspec.Struct):
+    """The part of a game object read here: the drives, not the teams' stat blocks beside them."""
+
+    drives: Any = None
+
+
+# The top level is decoded lazily: each value stays raw JSON until it is known to be the game.
+_top = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_game = msgspec.json.Decoder(_GameDoc)
 
 
 def yardline_100(yrdln: str | None, offense: str | None, defense: str | None) -> int | None:
@@ -126,11 +140,7 @@ def _play_type(note: str | None, stat_ids: set[int], desc: str) -> str:
     return "other"
 
 
-def _yards(credits: list[tuple[str, dict[str, Any], str | None]]) -> int:
-    for _, c, _ in credits:
-        if c["statId"] in RUSH_IDS | SACKED_IDS | {15, 16}:
-            return int(c.get("yards") or 0)
-    return 0
+_YARDS_IDS = RUSH_IDS | SACKED_IDS | {15, 16}  # credits whose yards are the play's gain
 
 
 _TEAMS: dict[Any, str | None] = {}
@@ -159,53 +169,72 @@ def _ordered_plays(drives: dict[str, Any]) -> list[tuple[int, str, dict[str, Any
     return plays
 
 
+def _opponents(game: ScheduledGame) -> tuple[dict[str | None, str], dict[str | None, str]]:
+    """Each team's opponent in a game, by code and by the other spelling of the code (JAC/JAX)."""
+    return ({game.home: game.away, game.away: game.home},
+            {ALIASES.get(game.home): game.away, ALIASES.get(game.away): game.home})  # fmt: skip
+
+
 def _play(
     drive: int, play_id: str, sequence: int, raw: dict[str, Any], game: ScheduledGame,
     players: dict[str, tuple[str | None, str | None]],
+    opponents: tuple[dict[str | None, str], dict[str | None, str]],
 ) -> Play:  # fmt: skip
+    # The hot loop of every import: one pass over the credits builds what the play needs.
     offense = _team(raw.get("posteam"))
-    defense = {game.home: game.away, game.away: game.home}.get(offense or "")
-    if offense and not defense:
-        defense = {ALIASES.get(game.home): game.away, ALIASES.get(game.away): game.home}.get(offense)
+    defense = None
+    if offense:
+        defense = opponents[0].get(offense) or opponents[1].get(offense)
     credits = [
         (pid, c, _team(c.get("clubcode")))
         for pid, cs in (raw.get("players") or {}).items()
         for c in (cs or [])
     ]
-    credits.sort(key=lambda t: t[1].get("sequence") or 0)
-    stat_ids = {c["statId"] for _, c, _ in credits}
+    if len(credits) > 1:
+        credits.sort(key=lambda t: t[1].get("sequence") or 0)
+    stat_ids = set()
     teams_of: dict[str, str] = {}
     names_of: dict[str, str | None] = {}
+    yards_gained = None
     for pid, c, club in credits:
+        sid = c["statId"]
+        stat_ids.add(sid)
         if club and pid not in teams_of:
             teams_of[pid] = club
-        names_of.setdefault(pid, c.get("playerName"))
-    participants, stats = [], []
+        if pid not in names_of:
+            names_of[pid] = c.get("playerName")
+        if yards_gained is None and sid in _YARDS_IDS:
+            yards_gained = int(c.get("yards") or 0)
+    fallback = offense or game.home
+    participants = []
     for pid, credited_name in names_of.items():
         if pid == "0":
             continue
-        team = teams_of.get(pid) or offense or game.home
+        team = teams_of.get(pid) or fallback
         name, position = players.get(pid, (None, None))
         side: Side = "offense" if team == offense else "defense" if team == defense else "unknown"
         participants.append(Participant(player_id=pid, team=team, side=side, position=position,
                                         name=name or credited_name))  # fmt: skip
+    stats = []
     for pid, c, club in credits:
         sid = int(c["statId"])
-        stats.append(StatCredit(stat_id=sid, team=club or teams_of.get(pid) or offense or game.home,
+        stats.append(StatCredit(stat_id=sid, team=club or teams_of.get(pid) or fallback,
                                 player_id=None if pid == "0" else pid, yards=int(c.get("yards") or 0),
                                 value=0.5 if sid == 84 else 1.0, category=CATEGORY.get(sid)))  # fmt: skip
     clock = raw.get("time") or None
     down = raw.get("down")
+    note = raw.get("note")
+    desc = raw.get("desc") or ""
     return Play(
         play_id=play_id, sequence=sequence, drive=drive, quarter=min(max(int(raw.get("qtr") or 1), 1), 6),
         clock=clock if clock and _CLOCK.match(clock) else None,
         down=down if isinstance(down, int) and 0 <= down <= 4 else None,
         yards_to_go=min(max(int(raw.get("ydstogo") or 0), 0), 99),
         yardline_100=yardline_100(raw.get("yrdln"), offense, defense),
-        offense=offense, defense=defense, play_type=_play_type(raw.get("note"), stat_ids, raw.get("desc") or ""),
-        yards_gained=_yards(credits), touchdown=bool(stat_ids & TOUCHDOWN_IDS) or raw.get("note") == "TD",
-        turnover=bool(stat_ids & TURNOVER_IDS), penalty=bool(stat_ids & PENALTY_IDS),
-        description=raw.get("desc") or "", participants=participants, stats=stats,
+        offense=offense, defense=defense, play_type=_play_type(note, stat_ids, desc),
+        yards_gained=yards_gained or 0, touchdown=not stat_ids.isdisjoint(TOUCHDOWN_IDS) or note == "TD",
+        turnover=not stat_ids.isdisjoint(TURNOVER_IDS), penalty=not stat_ids.isdisjoint(PENALTY_IDS),
+        description=desc, participants=participants, stats=stats,
     )  # fmt: skip
 
 
@@ -225,9 +254,10 @@ def game_events(
         ordered = _ordered_plays(body["drives"])
     except (AttributeError, TypeError, ValueError) as exc:
         raise GameCenterError(f"{name}: drives are not in the GameCenter shape ({exc})") from None
+    opponents = _opponents(sched)
     for sequence, (drive, play_id, raw) in enumerate(ordered, start=1):
         try:
-            play = _play(drive, play_id, sequence, raw, sched, players)
+            play = _play(drive, play_id, sequence, raw, sched, players, opponents)
         except (AttributeError, KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
             raise GameCenterError(f"{name}: play {play_id} of drive {drive}: {exc}") from None
         events.append(PlayRecorded(event_id=f"gc-{game_id}-{play_id}-1", occurred_at=sched.kickoff,
