@@ -1,8 +1,10 @@
 """`snapline import gamecenter PATH...`: real GameCenter games into the platform via the gateway.
 
-Files are turned into events in worker processes (the parse is CPU-bound) and posted as NDJSON
-to `POST /v1/events`; the gateway answers 202 only once Kafka has every event, so a finished
-file is a stored file. Re-importing is harmless: event ids are deterministic.
+Worker processes turn files into events (the parse is CPU-bound) and post them as NDJSON to
+`POST /v1/events` themselves, each with its own event loop and connections; the main process
+hands out the files and counts what the workers report. The gateway answers 202 only once Kafka
+has every event, so a finished file is a stored file. Re-importing is harmless: event ids are
+deterministic.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import aiohttp
@@ -41,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--api-key", default=os.environ.get("SNAPLINE_API_KEY"), help="role feed or admin")
     g.add_argument("--data-wheel", default=os.environ.get("SNAPLINE_DATA_WHEEL", DEFAULT_WHEEL))
     g.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
-    g.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    g.add_argument("--concurrency", type=int, default=8, help="requests in flight, split among the workers")
     g.set_defaults(run=run_gamecenter)
 
 
@@ -61,7 +67,7 @@ def convert(file: GameFile, season: int | None, season_type: str | None) -> tupl
     if events and ((season and events[0].game.season != season)
                    or (season_type and events[0].game.season_type != season_type)):  # fmt: skip
         return ""
-    return b"\n".join(encoder.encode(e) for e in events), len(events)
+    return encoder.encode_lines(events), len(events)
 
 
 @dataclass
@@ -73,6 +79,18 @@ class Summary:
     duplicates: int = 0
     rejected: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, result: FileResult) -> None:
+        if result.failure is not None:
+            self.failures.append((name, result.failure))
+        elif result.skipped:
+            self.skipped += 1
+        else:
+            self.files += 1
+            self.plays += result.plays
+            self.accepted += result.accepted
+            self.duplicates += result.duplicates
+            self.rejected += result.rejected
 
 
 class ImportFailed(Exception):
@@ -100,49 +118,229 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, attempts: 
     raise ImportFailed(f"gave up after {attempts} attempts: {message}")
 
 
-async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes, players: bytes) -> Summary:
-    summary = Summary()
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What a worker reports about one file: a few numbers, never the body it posted."""
+
+    index: int  # the file's place in the list `_run` was given
+    plays: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    skipped: bool = False  # left out by --season/--season-type
+    failure: str | None = None  # why the file was not imported
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What one worker process needs, given to it once at its start."""
+
+    schedule: bytes
+    players: bytes
+    url: str
+    headers: dict[str, str]
+    season: int | None
+    season_type: str | None
+    concurrency: int  # this worker's files converted or posted at once
+
+
+def _inbox(conn: Connection) -> asyncio.Queue[Any]:
+    """The messages arriving on `conn`, as they come, then None once the other end is gone.
+
+    The messages are small (a file to import and its place in the list, or a FileResult), so a
+    readable pipe holds a whole one and `recv` does not block the event loop.
+    """
     loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            queue.put_nowait(conn.recv())
+        except (EOFError, OSError):
+            loop.remove_reader(conn.fileno())
+            queue.put_nowait(None)
+
+    loop.add_reader(conn.fileno(), readable)
+    return queue
+
+
+def _worker(conn: Connection, job: _Job) -> None:
+    """A worker process: imports the files the main process sends it, until it sends None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process, which stops us
+    _init_worker(job.schedule, job.players)
+    asyncio.run(_import_files(conn, job))
+
+
+async def _import_files(conn: Connection, job: _Job) -> None:
+    """Convert each file as it comes and post it, `job.concurrency` files at once; report each."""
+    inbox = _inbox(conn)
+    slots = asyncio.Semaphore(job.concurrency)
+
+    async def one(session: aiohttp.ClientSession, index: int, file: GameFile) -> None:
+        try:
+            result = await _import_file(session, job, index, file)
+        finally:
+            slots.release()
+        conn.send(result)
+
+    async with (
+        aiohttp.ClientSession(headers=job.headers, timeout=aiohttp.ClientTimeout(total=120)) as session,
+        asyncio.TaskGroup() as tasks,
+    ):
+        while (item := await inbox.get()) is not None:
+            index, file = item
+            await slots.acquire()
+            tasks.create_task(one(session, index, file))
+
+
+async def _import_file(session: aiohttp.ClientSession, job: _Job, index: int, file: GameFile) -> FileResult:
+    """One file: converted here (CPU-bound; the posts in flight wait meanwhile), then posted."""
+    try:
+        converted = convert(file, job.season, job.season_type)
+        if isinstance(converted, str):
+            return FileResult(index, skipped=not converted, failure=converted or None)
+        body, plays = converted
+        result = await post(session, job.url, body) if plays else {}
+    except ImportFailed as exc:
+        return FileResult(index, failure=str(exc))
+    except Exception as exc:  # a file the adapter did not foresee fails alone, not the worker's others
+        return FileResult(index, failure=f"cannot be imported ({type(exc).__name__}: {exc})")
+    return FileResult(
+        index,
+        plays=plays,
+        accepted=result.get("accepted", 0),
+        duplicates=result.get("duplicates", 0),
+        rejected=len(result.get("rejected", [])),
+    )
+
+
+@dataclass
+class _Worker:
+    """The main process's side of one worker process."""
+
+    process: BaseProcess
+    conn: Connection
+    window: int  # files it may hold at once: one more than it works on, so it never waits for the next
+    held: dict[int, GameFile] = field(default_factory=dict)  # sent to it, not yet reported
+    fed: bool = False  # it has been told there is nothing more
+
+    def feed(self, todo: deque[tuple[int, GameFile]]) -> None:
+        """Top its files up from `todo`; tell it once `todo` is empty."""
+        try:
+            while todo and len(self.held) < self.window:
+                index, file = todo.popleft()
+                self.held[index] = file
+                self.conn.send((index, file))
+            if not todo and not self.fed:
+                self.fed = True
+                self.conn.send(None)
+        except OSError:  # it has died: its end of the pipe is about to read as closed
+            self.fed = True
+
+    async def exited(self) -> int | None:
+        """Wait for the process to end; its exit code."""
+        loop = asyncio.get_running_loop()
+        ended = loop.create_future()
+
+        def readable() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(self.process.sentinel, readable)
+        try:
+            await ended
+        finally:
+            loop.remove_reader(self.process.sentinel)
+        self.process.join()
+        return self.process.exitcode
+
+    def stop(self) -> None:
+        """End the process if it still runs (an interrupted import) and close the pipe."""
+        asyncio.get_running_loop().remove_reader(self.conn.fileno())
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+        self.conn.close()
+
+
+def _context(method: str) -> ForkContext | ForkServerContext | SpawnContext:
+    """The multiprocessing context of a start method, typed so that it has `Process`."""
+    if method == "fork":
+        return multiprocessing.get_context("fork")
+    if method == "forkserver":
+        forkserver = multiprocessing.get_context("forkserver")
+        # The server imports this module (aiohttp, the adapter) once; each worker forks warm from it.
+        forkserver.set_forkserver_preload([__name__])
+        return forkserver
+    if method == "spawn":
+        return multiprocessing.get_context("spawn")
+    raise ValueError(f"unknown start method {method!r}")
+
+
+def _shares(concurrency: int, workers: int) -> list[int]:
+    """`concurrency` files in flight split among `workers`, at least one each."""
+    base, extra = divmod(concurrency, workers)
+    return [max(1, base + (i < extra)) for i in range(workers)]
+
+
+async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes, players: bytes) -> Summary:
+    """Import `files`: worker processes convert and post them; this process keeps the count.
+
+    Each worker posts the bodies it makes itself, so a file's ~200 KB body never crosses a pipe:
+    only the file going out and one FileResult coming back do. Files are handed out a few at a
+    time, so a slow worker gets fewer; if a worker dies, the files it held fail.
+    """
+    summary = Summary()
     bar = tqdm(total=len(files), unit="file", disable=not sys.stderr.isatty(), dynamic_ncols=True)
     started = time.perf_counter()
-    slots = asyncio.Semaphore(args.concurrency)
-    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+
+    def record(file: GameFile, result: FileResult) -> None:
+        summary.add(file.name, result)
+        bar.update(1)
+        rate = summary.plays / max(time.perf_counter() - started, 1e-6)
+        bar.set_postfix(plays=summary.plays, plays_s=int(rate), failed=len(summary.failures))
+
+    async def drive(worker: _Worker) -> None:
+        inbox = _inbox(worker.conn)
+        worker.feed(todo)
+        while (result := await inbox.get()) is not None:
+            record(worker.held.pop(result.index), result)
+            worker.feed(todo)
+        code = await worker.exited()
+        for index, file in sorted(worker.held.items()):
+            record(
+                file,
+                FileResult(index, failure=f"its worker process ended (exit code {code}) before finishing it"),
+            )
+
+    todo = deque(enumerate(files))
     url = args.gateway.rstrip("/") + "/v1/events"
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
     # forkserver: workers never inherit the event loop's threads and locks from a fork.
-    context = multiprocessing.get_context(getattr(args, "start_method", "forkserver"))
-    with ProcessPoolExecutor(
-        args.workers, context, initializer=_init_worker, initargs=(schedule, players)
-    ) as pool:
-        async with aiohttp.ClientSession(
-            headers=headers, timeout=aiohttp.ClientTimeout(total=120)
-        ) as session:
-
-            async def one(file: GameFile) -> None:
-                async with slots:
-                    converted = await loop.run_in_executor(pool, convert, file, args.season, args.season_type)
-                    if isinstance(converted, str):
-                        if converted:
-                            summary.failures.append((file.name, converted))
-                        else:
-                            summary.skipped += 1
-                    else:
-                        body, plays = converted
-                        try:
-                            result = await post(session, url, body) if plays else {}
-                        except ImportFailed as exc:
-                            summary.failures.append((file.name, str(exc)))
-                        else:
-                            summary.files += 1
-                            summary.plays += plays
-                            summary.accepted += result.get("accepted", 0)
-                            summary.duplicates += result.get("duplicates", 0)
-                            summary.rejected += len(result.get("rejected", []))
-                    bar.update(1)
-                    rate = summary.plays / max(time.perf_counter() - started, 1e-6)
-                    bar.set_postfix(plays=summary.plays, plays_s=int(rate), failed=len(summary.failures))
-
-            await asyncio.gather(*(one(f) for f in files))
-    bar.close()
+    context = _context(getattr(args, "start_method", "forkserver"))
+    count = max(1, min(args.workers, args.concurrency, len(files)))
+    workers: list[_Worker] = []
+    try:
+        for concurrency in _shares(args.concurrency, count) if files else []:
+            conn, child = context.Pipe()
+            job = _Job(schedule, players, url, headers, args.season, args.season_type, concurrency)
+            process = context.Process(target=_worker, args=(child, job), daemon=True)
+            process.start()
+            child.close()
+            workers.append(_Worker(process, conn, window=concurrency + 1))
+        async with asyncio.TaskGroup() as drivers:
+            for worker in workers:
+                drivers.create_task(drive(worker))
+        while todo:  # every worker died before these were handed out
+            index, file = todo.popleft()
+            record(file, FileResult(index, failure="not imported: every worker process died"))
+    finally:
+        for worker in workers:
+            worker.stop()
+        bar.close()
     return summary
 
 
