@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
 
 from shared.config import Settings
 from shared.deps import Dependency
 
 
+class HiredisPackingConnection(Connection):
+    """A connection that builds commands with hiredis' C packer.
+
+    redis-py's asyncio connections build each command in Python, one join per argument: a
+    200-event claim or sequencing call cost about 440 us to pack, against 55-80 us here. The
+    sync client already packs with hiredis when it is installed; this does the same.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        # A command name holding a space ('CONFIG GET') is split into its words, as redis-py does.
+        if isinstance(args[0], str):
+            args = (*args[0].encode().split(), *args[1:])
+        elif b" " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
 async def _connect(url: str) -> aioredis.Redis:
+    options: dict[str, Any] = {}
+    if url.startswith("redis://"):  # TLS and unix sockets keep their own connection classes
+        options["connection_class"] = HiredisPackingConnection
     client = aioredis.Redis.from_url(
-        url, decode_responses=False, health_check_interval=30, socket_connect_timeout=3
+        url, decode_responses=False, health_check_interval=30, socket_connect_timeout=3, **options
     )
     try:
         await client.ping()
