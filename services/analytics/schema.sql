@@ -18,7 +18,11 @@ CREATE TABLE IF NOT EXISTS stat_totals (
     stat         text     NOT NULL,
     value        double precision NOT NULL,
     PRIMARY KEY (subject_kind, subject_id, season, season_type, week, stat)
-);
+) WITH (fillfactor = 80);
+-- Free space in each page lets `value = value + ...` be a HOT update (no index entries), also
+-- for rows on pages that inserts filled: a correction's update took half the time in a measure.
+-- Set again for databases made before it; it applies to pages written from now on.
+ALTER TABLE stat_totals SET (fillfactor = 80);
 CREATE INDEX IF NOT EXISTS stat_totals_leaders ON stat_totals (subject_kind, stat, season, season_type);
 
 CREATE TABLE IF NOT EXISTS players (

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from services.analytics.aggregates import Contribution, Key, contribution, defender_rows, delta
+from services.analytics.aggregates import Contribution, Entries, Week, delta, score, with_week
+from services.analytics.view import DeletedView, EventView, latest_by_play, views_of
 from shared.db import Pools, SeasonPartitions
 from shared.deps import Dependency
-from shared.events import PlayDeleted, PlayEvent, events_of, latest_revisions, play_key
+from shared.events import PlayEvent, encoder
 
 _contrib_codec = msgspec.json.Decoder(list[tuple[str, str, int, str, int, str, float]])
 _json = msgspec.json.Encoder()
@@ -43,30 +43,49 @@ DEFENDER_COLUMNS = ("season", "play_id", "player_id", "team", "season_type", "we
                     "yards_to_go", "yardline_100", "offense", "pressure", "sacks")  # fmt: skip
 
 
-def _encode(c: Contribution) -> str:
-    return _json.encode([[*k, v] for k, v in c.items()]).decode()
+def _encode(entries: Entries, week: Week) -> str:
+    """A play's stored contribution: a JSON list of [kind, subject, season, season type, week, stat,
+    amount], the format every version of this service reads."""
+    season, season_type, wk = week
+    return _json.encode(
+        [[kind, subject, season, season_type, wk, stat, v] for (kind, subject, stat), v in entries.items()]
+    ).decode()
 
 
 def _decode(raw: str) -> Contribution:
     return {tuple(item[:6]): item[6] for item in _contrib_codec.decode(raw)}  # type: ignore[misc]
 
 
-def _total_columns(totals: dict[Key, float]) -> list[list[Any]]:
-    """The seven unnest arrays of TOTALS_SQL, rows in key order so instances never deadlock."""
-    columns: list[list[Any]] = [[], [], [], [], [], [], []]
-    kinds, subjects, seasons, types, weeks, stats, values = columns
-    for key in sorted(totals):
-        value = totals[key]
-        if value:
-            kind, subject, season, season_type, week, stat = key
-            kinds.append(kind)
-            subjects.append(subject)
-            seasons.append(season)
-            types.append(season_type)
-            weeks.append(week)
-            stats.append(stat)
-            values.append(value)
-    return columns
+def _add(totals: dict[Week, Entries], week: Week, entries: Entries) -> None:
+    """totals[week] += entries."""
+    current = totals.get(week)
+    if current is None:
+        totals[week] = dict(entries)
+        return
+    get = current.get
+    for entry, value in entries.items():
+        current[entry] = get(entry, 0.0) + value
+
+
+def _add_delta(totals: dict[Week, Entries], changes: Contribution) -> None:
+    for (kind, subject, season, season_type, week, stat), value in changes.items():
+        current = totals.setdefault((season, season_type, week), {})
+        entry = (kind, subject, stat)
+        current[entry] = current.get(entry, 0.0) + value
+
+
+def _total_columns(totals: dict[Week, Entries]) -> list[list[Any]]:
+    """The seven unnest arrays of TOTALS_SQL, rows in key order so instances never deadlock.
+
+    The first six fields are unique per row, so the amount never decides the order.
+    """
+    rows = sorted(
+        (kind, subject, season, season_type, week, stat, value)
+        for (season, season_type, week), entries in totals.items()
+        for (kind, subject, stat), value in entries.items()
+        if value
+    )
+    return [list(col) for col in zip(*rows, strict=True)] if rows else []
 
 
 def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
@@ -89,18 +108,21 @@ class AggregateStore:
         return f"AggregateStore(applied={self.applied})"
 
     async def apply_records(self, values: Sequence[bytes]) -> int:
-        return await self.apply(events_of(values))
+        """Apply the events of Kafka record values; returns how many plays changed the aggregates."""
+        return await self._apply_latest(latest_by_play(views_of(values)))
 
     async def apply(self, events: Sequence[PlayEvent]) -> int:
-        """Apply events; returns how many plays changed the aggregates."""
-        events = latest_revisions(events)
-        if not events:
+        """Apply events (as the records that would carry them); returns how many plays changed."""
+        return await self.apply_records([encoder.encode(e) for e in events])
+
+    async def _apply_latest(self, plays: dict[str, EventView]) -> int:
+        if not plays:
             return 0
         async with self._db.get().primary.acquire() as conn:
-            await self._partitions.ensure(conn, {e.game.season for e in events})
+            await self._partitions.ensure(conn, {e.game.season for e in plays.values()})
             self._pending_players = {}
             async with conn.transaction():
-                applied = await self._apply(conn, events)
+                applied = await self._apply(conn, plays)
             self._players.update(self._pending_players)
             self._pending_players = {}
         if applied:
@@ -108,63 +130,65 @@ class AggregateStore:
             await self._on_change()
         return applied
 
-    async def _apply(self, conn: asyncpg.Connection, events: list[PlayEvent]) -> int:
-        keys = [play_key(e) for e in events]
-        stored = {r["play_id"]: r for r in await conn.fetch(LOCK_SQL, keys)}
-        totals: dict[Key, float] = defaultdict(float)
-        changed: list[tuple[PlayEvent, str, Contribution]] = []
+    async def _apply(self, conn: asyncpg.Connection, plays: dict[str, EventView]) -> int:
+        """Apply the latest revision of each play (play key -> event) inside the caller's transaction."""
+        stored = {r["play_id"]: r for r in await conn.fetch(LOCK_SQL, list(plays))}
+        totals: dict[Week, Entries] = {}
+        changed: list[EventView] = []
+        fresh: list[tuple[str, int, int, str]] = []  # contribution rows of plays not counted before
+        again: list[tuple[str, int, int, str]] = []  # and of plays counted before: upserted
         replaced: list[str] = []  # plays counted before: their defender rows are replaced
-        for event, key in zip(events, keys, strict=True):
-            prev = stored.get(key)
+        defenders: list[tuple[Any, ...]] = []
+        for key, event in plays.items():
+            prev = stored.get(key) if stored else None
             if prev is not None and prev["revision"] >= event.revision:
                 continue  # redelivered or superseded: already counted
-            new = contribution(event)
+            g = event.game
+            week = (g.season, g.season_type, g.week)
+            entries, rows = score(event, key)
+            row = (key, g.season, event.revision, _encode(entries, week))
             if prev is None:
-                for k, v in new.items():
-                    totals[k] += v
+                if entries:
+                    _add(totals, week, entries)
+                fresh.append(row)
             else:
+                _add_delta(totals, delta(with_week(entries, week), _decode(prev["contrib"])))
+                again.append(row)
                 replaced.append(key)
-                for k, v in delta(new, _decode(prev["contrib"])).items():
-                    totals[k] += v
-            changed.append((event, key, new))
+            if rows:
+                defenders += rows
+            changed.append(event)
         if not changed:
             return 0
         if totals:
-            await conn.execute(TOTALS_SQL, *_total_columns(totals))
-        rows = [(key, e.game.season, e.revision, _encode(new)) for e, key, new in changed]
-        fresh = [r for r in rows if r[0] not in stored]  # most plays are new: COPY them, upsert the rest
-        if fresh:
+            columns = _total_columns(totals)
+            if columns:
+                await conn.execute(TOTALS_SQL, *columns)
+        if fresh:  # most plays are new: COPY them, upsert the rest
             await conn.copy_records_to_table("analytics_play_contrib", records=fresh, columns=CONTRIB_COLUMNS)
-        if len(fresh) < len(rows):
-            await conn.execute(CONTRIB_SQL, *_columns([r for r in rows if r[0] in stored]))
-        await self._replace_defenders(conn, changed, replaced)
-        await self._upsert_players(conn, [e for e, _, _ in changed])
-        return len(changed)
-
-    async def _replace_defenders(
-        self,
-        conn: asyncpg.Connection,
-        changed: list[tuple[PlayEvent, str, Contribution]],
-        replaced: list[str],
-    ) -> None:
+        if again:
+            await conn.execute(CONTRIB_SQL, *_columns(again))
         if replaced:
             await conn.execute(
                 "DELETE FROM defender_plays WHERE season = ANY($1::int[]) AND play_id = ANY($2::text[])",
-                sorted({e.game.season for e, _, _ in changed}), replaced,
+                sorted({e.game.season for e in changed}), replaced,
             )  # fmt: skip
-        rows = [r for e, key, _ in changed for r in defender_rows(e, key)]
-        if rows:
-            await conn.copy_records_to_table("defender_plays", records=rows, columns=DEFENDER_COLUMNS)
+        if defenders:
+            await conn.copy_records_to_table("defender_plays", records=defenders, columns=DEFENDER_COLUMNS)
+        await self._upsert_players(conn, changed)
+        return len(changed)
 
-    async def _upsert_players(self, conn: asyncpg.Connection, events: list[PlayEvent]) -> None:
+    async def _upsert_players(self, conn: asyncpg.Connection, events: list[EventView]) -> None:
         people: dict[str, tuple[str, str | None, str, str | None]] = {}
+        known = self._players.get
         for e in events:
-            if isinstance(e, PlayDeleted):
+            if type(e) is DeletedView:
                 continue
-            for pp in e.play.participants:
-                person = (pp.player_id, pp.name, pp.team, pp.position)
-                if self._players.get(pp.player_id) != person:  # known and unchanged: no write
-                    people[pp.player_id] = person
+            for pp in e.play.participants:  # type: ignore[union-attr]
+                pid = pp.player_id
+                person = (pid, pp.name, pp.team, pp.position)
+                if known(pid) != person:  # known and unchanged: no write
+                    people[pid] = person
         if people:
             await conn.execute(PLAYERS_SQL, *_columns([people[k] for k in sorted(people)]))
         self._pending_players = people

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import pytest
 
 from services.analytics import queries
@@ -13,7 +14,8 @@ from services.analytics.store import AggregateStore
 from shared.config import Settings
 from shared.db import postgres_dependency
 from shared.errors import ApiError
-from tests.factories import corrected, deleted, game, play, recorded
+from shared.events import PlayEventBatch, encoder
+from tests.factories import corrected, deleted, event_dict, game, play, recorded
 
 RUSHER = "00-0030000"
 
@@ -120,3 +122,17 @@ async def test_an_unknown_stat_id_counts_nothing(store: Harness) -> None:
     await store.apply([recorded(game(), play("1", 1, stat_id=999))])
     d = await _defense(store)
     assert (d["sacks"], d["snaps"], d["pressures"]) == (0, 1, 0)
+
+
+async def test_records_single_or_batched_and_a_bad_one_raises_before_any_write(store: Harness) -> None:
+    g = game()
+    good = [encoder.encode(recorded(g, play("1", 1))),
+            encoder.encode(PlayEventBatch(game_id=g.game_id, events=[recorded(g, play("2", 2, stat_id=84)),
+                                                                     deleted(g, "1", revision=2)]))]  # fmt: skip
+    bad = msgspec.json.encode({**event_dict(), "revision": 0})
+    with pytest.raises(msgspec.ValidationError):  # the consumer loop sends such a record to the DLQ
+        await store.store.apply_records([*good, bad])
+    assert store.store.applied == 0
+    assert await store.store.apply_records(good) == 2  # play 1 arrives deleted: nothing counted for it
+    d = await _defense(store)
+    assert (d["sacks"], d["snaps"], d["pressures"]) == (0.5, 1, 1)

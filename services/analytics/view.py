@@ -1,0 +1,123 @@
+"""The part of the event contract analytics reads: narrower msgspec views of shared.events.
+
+Decoding a Kafka record into the full PlayEvent structs builds every field (descriptions,
+clocks, formation and personnel dicts, credit categories...) that the aggregates never look
+at. These views declare only the fields analytics uses, with the contract's own types and
+constraints; msgspec skips the other fields while parsing, without building them. The
+contract stays shared.events: tests/analytics/test_view.py checks every view field against it.
+
+A record that does not decode as a view raises msgspec.ValidationError/DecodeError, so the
+consumer loop sends it to the dead-letter topic as before. The fields the view skips are not
+validated here (the query service, which decodes the whole event, still checks them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated
+
+import msgspec
+
+from shared.events import NonEmpty, SeasonType, Side, TeamCode
+
+Revision = Annotated[int, msgspec.Meta(ge=1)]
+LaterRevision = Annotated[int, msgspec.Meta(ge=2)]
+
+
+class GameView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    game_id: NonEmpty
+    season: Annotated[int, msgspec.Meta(ge=1920, le=2100)]
+    season_type: SeasonType
+    week: Annotated[int, msgspec.Meta(ge=0, le=30)]
+
+
+class ParticipantView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    player_id: NonEmpty
+    team: TeamCode
+    side: Side = "unknown"
+    name: str | None = None
+    position: str | None = None
+
+
+class CreditView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    stat_id: Annotated[int, msgspec.Meta(ge=1, le=9999)]
+    team: TeamCode
+    player_id: str | None = None
+    yards: int = 0
+
+
+class PlayView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    play_id: NonEmpty
+    quarter: Annotated[int, msgspec.Meta(ge=1, le=6)]
+    down: Annotated[int, msgspec.Meta(ge=0, le=4)] | None = None
+    yards_to_go: Annotated[int, msgspec.Meta(ge=0, le=99)] | None = None
+    yardline_100: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    offense: TeamCode | None = None
+    defense: TeamCode | None = None
+    play_type: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "unknown"
+    yards_gained: int = 0
+    touchdown: bool = False
+    participants: list[ParticipantView] = []
+    stats: list[CreditView] = []
+
+
+class RecordedView(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_recorded", tag_field="type"
+):
+    game: GameView
+    play: PlayView
+    revision: Revision = 1
+
+
+class CorrectedView(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_corrected", tag_field="type"
+):
+    game: GameView
+    play: PlayView
+    revision: LaterRevision
+
+
+class DeletedView(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_deleted", tag_field="type"):
+    game: GameView
+    play_id: NonEmpty
+    revision: LaterRevision
+
+
+EventView = RecordedView | CorrectedView | DeletedView
+
+
+class BatchView(
+    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_event_batch", tag_field="type"
+):
+    game_id: NonEmpty
+    events: list[EventView]
+
+
+_record_decoder: msgspec.json.Decoder[EventView | BatchView] = msgspec.json.Decoder(EventView | BatchView)
+
+
+def views_of(records: Iterable[bytes]) -> list[EventView]:
+    """The events in Kafka record values (single events or batches), in record order."""
+    out: list[EventView] = []
+    decode = _record_decoder.decode
+    for value in records:
+        decoded = decode(value)
+        if type(decoded) is BatchView:
+            out += decoded.events
+        else:
+            out.append(decoded)  # type: ignore[arg-type]
+    return out
+
+
+def latest_by_play(events: Iterable[EventView]) -> dict[str, EventView]:
+    """Play key (`<game_id>:<feed play id>`, as shared.events.play_key) -> its highest revision in
+    `events`, in first-seen order."""
+    best: dict[str, EventView] = {}
+    get = best.get
+    for event in events:
+        feed_id = event.play_id if type(event) is DeletedView else event.play.play_id  # type: ignore[union-attr]
+        key = f"{event.game.game_id}:{feed_id}"
+        current = get(key)
+        if current is None or event.revision > current.revision:
+            best[key] = event
+    return best
