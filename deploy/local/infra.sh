@@ -100,9 +100,12 @@ start_redis() {
   if pid_alive "$RUN/redis.pid"; then log "redis already running (pid $(cat "$RUN/redis.pid"))"; return; fi
   mkdir -p "$REDIS_DIR"
   log "starting redis on 127.0.0.1:$REDIS_PORT"
+  # hash-max-listpack-entries 128: a game's hashes (ingest claims, live revisions) hold a few
+  # hundred fields; as listpacks (up to 512 by default) every field read or write scans the
+  # whole hash, which doubled the claim script's time in the ingest benchmark.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" --daemonize yes \
     --pidfile "$RUN/redis.pid" --logfile "$LOGS/redis.log" --appendonly yes --save "" \
-    --protected-mode no
+    --protected-mode no --hash-max-listpack-entries 128
   local i
   for ((i = 0; i < 50; i++)); do [ -s "$RUN/redis.pid" ] && break; sleep 0.1; done
 }
