@@ -45,6 +45,15 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 Record: TypeAlias = ConsumerRecord
 BatchHandler = Callable[[Sequence[Record]], Awaitable[None]]
 
+# Records of history (bulk imports of past games) carry this header; live events carry none.
+# Query and analytics apply both alike; live broadcasts only live events (see services/live).
+HISTORY_HEADER = ("snapline-delivery", b"history")
+
+
+def is_history(record: Record) -> bool:
+    """Whether a record holds history rather than live events."""
+    return HISTORY_HEADER in (record.headers or ())
+
 
 def make_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     """A producer that never reports a record as sent before every in-sync replica has it."""

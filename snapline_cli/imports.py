@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--data-wheel", default=os.environ.get("SNAPLINE_DATA_WHEEL", DEFAULT_WHEEL))
     g.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     g.add_argument("--concurrency", type=int, default=8, help="requests in flight, split among the workers")
+    g.add_argument(
+        "--live",
+        action="store_true",
+        help="also broadcast the plays to live viewers (default: history, stored and counted only)",
+    )
     g.set_defaults(run=run_gamecenter)
 
 
@@ -317,7 +322,8 @@ async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes,
             )
 
     todo = deque(enumerate(files))
-    url = args.gateway.rstrip("/") + "/v1/events"
+    # History by default: stored and counted, not broadcast to live viewers (--live to broadcast).
+    url = args.gateway.rstrip("/") + "/v1/events" + ("" if getattr(args, "live", False) else "?live=false")
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     # forkserver: workers never inherit the event loop's threads and locks from a fork.
     context = _context(getattr(args, "start_method", "forkserver"))

@@ -30,7 +30,8 @@ load_game() {
     'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
     "$wheel" "nflgame/gamecenter-json/$game.json.gz" >"$dir/$game.json.gz"
   log "loading real game $game through the gateway"
-  SNAPLINE_API_KEY=$(cat "$KEY_FILE") "$CLI" import gamecenter "$dir/$game.json.gz" --data-wheel "$wheel" >&2
+  # --live: the sample game is also broadcast, so its /live page has every play to show.
+  SNAPLINE_API_KEY=$(cat "$KEY_FILE") "$CLI" import gamecenter "$dir/$game.json.gz" --data-wheel "$wheel" --live >&2
   local i n=0
   for ((i = 0; i < 100; i++)); do
     n=$(curl -s -H "X-API-Key: $(cat "$KEY_FILE")" "$GATEWAY_URL/v1/plays?game_id=$game&limit=500" |

@@ -10,14 +10,16 @@ from shared.errors import ApiError, not_found
 from shared.events import json_schema
 from shared.http import SETTINGS, json_response
 from shared.logging import get_logger
-from shared.params import choice, parse_params, text
+from shared.params import boolean, choice, parse_params, text
 
 log = get_logger(__name__)
+EVENT_PARAMS = {"live": boolean}  # live=false: history, not broadcast to live viewers
 IMPORT_PARAMS = {"format": choice(frozenset({"gamecenter"}), upper=False), "name": text(255)}
 
 
 async def post_events(request: web.Request) -> web.Response:
     """POST /v1/events: validate each item, publish the new ones, 202 once Kafka has them."""
+    live = parse_params(request.query, EVENT_PARAMS).get("live", True)
     body = await request.read()
     batch = intake.parse(body, request.content_type)
     publisher = request.app[PUBLISHER]
@@ -25,7 +27,7 @@ async def post_events(request: web.Request) -> web.Response:
         log.info("event_rejected", index=item["index"], errors=item["errors"])
     if not batch.events:
         raise ApiError(422, "invalid_events", f"none of the {batch.total} events is valid", batch.rejected)
-    outcome = await publisher.publish([event for _, event in batch.events])
+    outcome = await publisher.publish([event for _, event in batch.events], live=live)
     log.info(
         "events_ingested",
         total=batch.total,

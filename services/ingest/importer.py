@@ -146,7 +146,7 @@ class Importer:
                  error=result.error, ms=round((time.perf_counter() - started) * 1000, 1))  # fmt: skip
 
     async def _deliver(self, job: Claimed, file: PendingFile, events: list[PlayRecorded]) -> FileResult:
-        outcome = await self._publisher.publish(list(events))
+        outcome = await self._publisher.publish(list(events), live=False)  # past games: history
         result = FileResult(len(events), outcome.accepted, outcome.duplicates + outcome.superseded)
         return await self._record(job, file, result)
 

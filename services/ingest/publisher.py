@@ -17,6 +17,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from shared.config import Settings
 from shared.deps import Dependency, Unavailable
 from shared.events import PlayDeleted, PlayEvent, PlayEventBatch, encoder
+from shared.kafka import HISTORY_HEADER
 from shared.logging import get_logger
 from shared.telemetry import PRODUCER_RECORDS, kafka_headers
 
@@ -128,8 +129,12 @@ class Publisher:
     def _key(self, event: PlayEvent) -> str:
         return f"{self._settings.kafka.topic_prefix}:ingest:game:{event.game.game_id}"
 
-    async def publish(self, events: list[PlayEvent]) -> Outcome:
-        """Publish the events not seen before; returns the counts by outcome."""
+    async def publish(self, events: list[PlayEvent], live: bool = True) -> Outcome:
+        """Publish the events not seen before; returns the counts by outcome.
+
+        `live=False` marks the records as history: stored and counted like any other, but not
+        broadcast to live viewers (bulk imports of past games).
+        """
         producer: AIOKafkaProducer = self._producer.get()
         redis = self._redis.get()
         if self._scripts is None:
@@ -142,7 +147,7 @@ class Publisher:
         fresh = [(e, int(prev)) for e, (status, prev) in zip(events, statuses, strict=True) if status == 1]
         outcome.duplicates = sum(1 for status, _ in statuses if status == 0)
         outcome.superseded = sum(1 for status, _ in statuses if status == -1)
-        failed = await self._send(producer, [e for e, _ in fresh]) or [False] * len(fresh)
+        failed = await self._send(producer, [e for e, _ in fresh], live) or [False] * len(fresh)
         acked = [e for (e, _), bad in zip(fresh, failed, strict=True) if not bad]
         if acked:
             await self._per_game(confirm, acked, lambda e: (_feed_play_id(e), e.revision))
@@ -189,12 +194,16 @@ class Publisher:
                     out[i] = value
         return out
 
-    async def _send(self, producer: AIOKafkaProducer, events: list[PlayEvent]) -> list[bool]:
+    async def _send(
+        self, producer: AIOKafkaProducer, events: list[PlayEvent], live: bool = True
+    ) -> list[bool]:
         """Send the events as per-game batch records; returns, per event, whether Kafka failed it."""
         topic = self._settings.kafka.plays_topic
         batches = batch_by_game(events)
         futures: list[asyncio.Future[Any]] = []
         trace_headers = kafka_headers()  # one request, one trace context: built once
+        if not live:
+            trace_headers.append(HISTORY_HEADER)
         with PUBLISH_SECONDS.time():
             try:
                 # One deadline for the whole request rather than a timer per record.

@@ -61,6 +61,7 @@ class FakeGateway:
 
     def __init__(self) -> None:
         self.lines: list[int] = []  # events per accepted post
+        self.queries: list[dict[str, str]] = []  # query parameters of each post
         self.answers: list[int] = []
         self.on_post: Callable[[], None] | None = None
         self.hold = asyncio.Event()  # while `holding`, posts wait for this
@@ -75,6 +76,7 @@ class FakeGateway:
 
     async def post_events(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.queries.append(dict(request.query))
         if self.on_post:
             self.on_post()
         if self.holding:
@@ -220,3 +222,12 @@ async def test_ctrl_c_ends_the_command_with_130_and_no_traceback(fake: FakeGatew
     assert proc.returncode == 130
     assert b"interrupted" in err
     assert b"Traceback" not in err
+
+
+async def test_imports_are_history_unless_live_is_asked_for(fake: FakeGateway, tmp_path: Path) -> None:
+    wheel = game_wheel(tmp_path, regular(2))
+    await run(wheel, options(fake, workers=1, concurrency=1))
+    assert fake.queries == [{"live": "false"}] * 2
+    fake.queries.clear()
+    await run(wheel, options(fake, workers=1, concurrency=1, live=True))
+    assert fake.queries == [{}] * 2

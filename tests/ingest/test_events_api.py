@@ -170,7 +170,7 @@ async def test_claims_kafka_did_not_acknowledge_are_released(ingest: Any, monkey
     publisher = ingest.app[PUBLISHER]
     real_send = publisher._send
 
-    async def kafka_fails(producer: Any, events: list[Any]) -> list[bool]:
+    async def kafka_fails(producer: Any, events: list[Any], live: bool = True) -> list[bool]:
         return [True] * len(events)
 
     monkeypatch.setattr(publisher, "_send", kafka_fails)
@@ -182,6 +182,19 @@ async def test_claims_kafka_did_not_acknowledge_are_released(ingest: Any, monkey
     assert await retry.json() == {"accepted": 2, "duplicates": 0, "superseded": 0, "rejected": []}
     records = await _published(ingest.settings, 2)
     assert sorted(e.play.play_id for e in events_of(r.value for r in records)) == ["5", "6"]
+
+
+async def test_live_false_publishes_history_and_a_bad_value_is_named(ingest: Any) -> None:
+    resp = await ingest.post("/v1/events?live=false", json=[event_dict(play_id="1")])
+    assert resp.status == 202
+    [record] = await _published(ingest.settings, 1)
+    assert ("snapline-delivery", b"history") in record.headers
+    bad = await ingest.post("/v1/events?live=maybe", json=[event_dict(play_id="2")])
+    assert bad.status == 400
+    error = (await bad.json())["error"]
+    assert error["details"] == [{"field": "live", "message": "'maybe' is not a boolean (true or false)"}]
+    unknown = await ingest.post("/v1/events?lve=false", json=[event_dict(play_id="2")])
+    assert (await unknown.json())["error"]["details"][0] == {"field": "lve", "message": "unknown parameter"}
 
 
 def test_batches_keep_order_per_game_and_stay_small() -> None:

@@ -48,6 +48,8 @@ async def test_one_file_imports_and_again_is_all_duplicates(start_ingest: Callab
     job = await wait_job(client, job_id)
     assert job["status"] == "succeeded", job
     assert (job["files_total"], job["files_done"], job["errors"]) == (1, 1, [])
+    records = await topic_records(client.settings)
+    assert records and all(("snapline-delivery", b"history") in r.headers for r in records)  # not live
     assert job["events_total"] == job["events_accepted"] == expected
     assert job["rate"] > 0 and job["started_at"] and job["finished_at"]
     assert not (import_options.spool_dir / job_id).exists()

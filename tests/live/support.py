@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.config import Settings
 from shared.events import Game, Play, PlayCorrected, PlayDeleted, PlayEvent, PlayRecorded, encoder
+from shared.kafka import HISTORY_HEADER
 
 PLAY_TYPES = ("play", "correction")
 
@@ -67,11 +68,14 @@ def deleted(game_id: str, n: int, revision: int) -> PlayDeleted:
     )
 
 
-async def produce(producer: AIOKafkaProducer, settings: Settings, *events: PlayEvent) -> None:
+async def produce(
+    producer: AIOKafkaProducer, settings: Settings, *events: PlayEvent, history: bool = False
+) -> None:
     """Send events keyed by game id, as ingest does, and wait until Kafka has them."""
+    headers = [HISTORY_HEADER] if history else None
     for event in events:
         await producer.send_and_wait(
-            settings.kafka.plays_topic, encoder.encode(event), key=event.game.game_id.encode()
+            settings.kafka.plays_topic, encoder.encode(event), key=event.game.game_id.encode(), headers=headers
         )
 
 

@@ -209,3 +209,21 @@ async def test_one_call_over_many_events_numbers_them_gap_free(
     history = await sequencer.history(game_id, after_seq=n)
     assert [seq for seq, _ in history] == [n + 1, n + 2]
     assert await sequencer.sequence(events[:3]) == [0, 0, 0]  # a redelivery numbers nothing
+
+
+async def test_history_is_stored_and_counted_elsewhere_but_not_broadcast(
+    start_live: StartLive, producer: AIOKafkaProducer, live_settings: Settings, redis: aioredis.Redis, unique: str
+) -> None:
+    client = await start_live()
+    game_id = f"G{unique}"
+    ws = await client.ws_connect("/v1/live")
+    await subscribe(ws, game_id)
+    skipped = REGISTRY.get_sample_value("snapline_live_events_total", {"outcome": "history"}) or 0.0
+    await produce(producer, live_settings, recorded(game_id, 1), recorded(game_id, 2), history=True)
+    await produce(producer, live_settings, recorded(game_id, 3))  # a live event after the history
+    got = await plays(ws, 1)
+    assert [(m["seq"], m["play_id"]) for m in got] == [(1, f"{game_id}:3")]
+    await nothing_more(ws)
+    assert await redis.get(Keys(live_settings.kafka.topic_prefix).seq(game_id)) == b"1"
+    assert REGISTRY.get_sample_value("snapline_live_events_total", {"outcome": "history"}) == skipped + 2
+    await ws.close()
