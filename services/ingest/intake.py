@@ -44,6 +44,26 @@ def describe(exc: msgspec.MsgspecError) -> dict[str, str]:
 
 def _check(event: PlayEvent) -> list[dict[str, str]]:
     """Rules a decoder does not check: team code and clock formats, and rules across fields."""
+    game = event.game
+    play = None if isinstance(event, PlayDeleted) else event.play
+    # The usual event breaks no rule: one pass over its distinct team codes says so.
+    codes = {game.home, game.away}
+    if play is not None:
+        codes.update(p.team for p in play.participants)
+        codes.update(c.team for c in play.stats)
+        codes.add(play.offense or game.home)
+        codes.add(play.defense or game.home)
+        if (all(map(valid_team, codes)) and game.home != game.away
+                and (play.offense is None or play.offense != play.defense)
+                and (play.clock is None or valid_clock(play.clock))):  # fmt: skip
+            return []
+    elif all(map(valid_team, codes)) and game.home != game.away:
+        return []
+    return _errors(event)
+
+
+def _errors(event: PlayEvent) -> list[dict[str, str]]:
+    """Every rule `event` breaks, each naming its field."""
     errors = []
     if event.game.home == event.game.away:
         errors.append({"field": "game.away", "message": "home and away must be different teams"})
@@ -51,12 +71,8 @@ def _check(event: PlayEvent) -> list[dict[str, str]]:
     if not isinstance(event, PlayDeleted):
         play = event.play
         teams += [("play.offense", play.offense), ("play.defense", play.defense)]
-        # Field names are only spelled out for codes that fail: most events have none.
-        teams += [(f"play.participants[{i}].team", p.team) for i, p in enumerate(play.participants)
-                  if not valid_team(p.team)]  # fmt: skip
-        teams += [
-            (f"play.stats[{i}].team", c.team) for i, c in enumerate(play.stats) if not valid_team(c.team)
-        ]
+        teams += [(f"play.participants[{i}].team", p.team) for i, p in enumerate(play.participants)]
+        teams += [(f"play.stats[{i}].team", c.team) for i, c in enumerate(play.stats)]
         if play.offense is not None and play.offense == play.defense:
             errors.append({"field": "play.defense", "message": "offense and defense must differ"})
         if play.clock is not None and not valid_clock(play.clock):
