@@ -67,7 +67,12 @@ def load_players(raw: bytes) -> dict[str, tuple[str | None, str | None]]:
 
 
 def decode_file(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
-    """A `.json.gz` or `.json` file's game id and body; GameCenterError names what is wrong."""
+    """A `.json.gz` or `.json` file's game id and drives; GameCenterError names what is wrong.
+
+    The drives are decoded straight into the few fields the adapter reads (`_Drive`, `_RawPlay`,
+    `_Credit`); a file whose drives have an unexpected shape somewhere is decoded loosely and
+    converted drive by drive, so the error names where the shape breaks.
+    """
     if not data:
         raise GameCenterError(f"{name}: empty file")
     if data[:2] == b"\x1f\x8b":
@@ -87,21 +92,68 @@ def decode_file(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
     if len(games) != 1:
         raise GameCenterError(f"{name}: expected one game object keyed by its game id")
     game_id, raw = games[0]
-    drives = _game.decode(raw).drives
+    try:
+        drives: Any = _game.decode(raw).drives
+    except msgspec.ValidationError:
+        drives = _loose_game.decode(raw).drives
+        if isinstance(drives, dict):
+            drives = _convert_drives(name, drives)
     if not isinstance(drives, dict):
         raise GameCenterError(f"{name}: game {game_id} has no drives")
-    return game_id, {"drives": drives}
+    return game_id, drives
+
+
+def _convert_drives(name: str, drives: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, drive in drives.items():
+        if key.isdigit() and isinstance(drive, dict):
+            try:
+                out[key] = msgspec.convert(drive, _Drive)
+            except msgspec.ValidationError as exc:
+                raise GameCenterError(f"{name}: drives are not in the GameCenter shape ({exc})") from None
+    return out
+
+
+# What the adapter reads of a game file; every other field is skipped by the decoder. Values are
+# `Any`: the feed's types are loose (a down may be null, a yardline "50"), and the adapter checks.
+class _Credit(msgspec.Struct, gc=False):
+    statId: Any = None  # the feed's names
+    sequence: Any = None
+    clubcode: Any = None
+    playerName: Any = None
+    yards: Any = None
+
+
+class _RawPlay(msgspec.Struct, gc=False):
+    qtr: Any = None
+    down: Any = None
+    time: Any = None
+    yrdln: Any = None
+    ydstogo: Any = None
+    posteam: Any = None
+    desc: Any = None
+    note: Any = None
+    players: dict[str, list[_Credit] | None] | None = None
+
+
+class _Drive(msgspec.Struct, gc=False):
+    plays: dict[str, _RawPlay] | None = None
 
 
 class _GameDoc(msgspec.Struct):
     """The part of a game object read here: the drives, not the teams' stat blocks beside them."""
 
+    drives: dict[str, _Drive | int] | None = None  # 'crntdrv' is an int among the drives
+
+
+class _LooseGameDoc(msgspec.Struct):
     drives: Any = None
 
 
 # The top level is decoded lazily: each value stays raw JSON until it is known to be the game.
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _game = msgspec.json.Decoder(_GameDoc)
+_loose_game = msgspec.json.Decoder(_LooseGameDoc)
 
 
 def yardline_100(yrdln: str | None, offense: str | None, defense: str | None) -> int | None:
@@ -158,12 +210,12 @@ def _team(code: Any) -> str | None:
         return None
 
 
-def _ordered_plays(drives: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+def _ordered_plays(drives: dict[str, Any]) -> list[tuple[int, str, _RawPlay]]:
     plays = []
     for drive_key, drive in drives.items():
-        if not drive_key.isdigit() or not isinstance(drive, dict):
+        if not drive_key.isdigit() or not isinstance(drive, _Drive):
             continue  # 'crntdrv' is a pointer, not a drive
-        for play_key, play in (drive.get("plays") or {}).items():
+        for play_key, play in (drive.plays or {}).items():
             plays.append((int(drive_key), play_key, play))
     plays.sort(key=lambda t: (int(t[1]) if t[1].isdigit() else 0, t[0], t[1]))
     return plays
@@ -176,35 +228,31 @@ def _opponents(game: ScheduledGame) -> tuple[dict[str | None, str], dict[str | N
 
 
 def _play(
-    drive: int, play_id: str, sequence: int, raw: dict[str, Any], game: ScheduledGame,
+    drive: int, play_id: str, sequence: int, raw: _RawPlay, game: ScheduledGame,
     players: dict[str, tuple[str | None, str | None]],
     opponents: tuple[dict[str | None, str], dict[str | None, str]],
 ) -> Play:  # fmt: skip
     # The hot loop of every import: one pass over the credits builds what the play needs.
-    offense = _team(raw.get("posteam"))
+    offense = _team(raw.posteam)
     defense = None
     if offense:
         defense = opponents[0].get(offense) or opponents[1].get(offense)
-    credits = [
-        (pid, c, _team(c.get("clubcode")))
-        for pid, cs in (raw.get("players") or {}).items()
-        for c in (cs or [])
-    ]
+    credits = [(pid, c, _team(c.clubcode)) for pid, cs in (raw.players or {}).items() for c in (cs or [])]
     if len(credits) > 1:
-        credits.sort(key=lambda t: t[1].get("sequence") or 0)
+        credits.sort(key=lambda t: t[1].sequence or 0)
     stat_ids = set()
     teams_of: dict[str, str] = {}
     names_of: dict[str, str | None] = {}
     yards_gained = None
     for pid, c, club in credits:
-        sid = c["statId"]
+        sid = c.statId
         stat_ids.add(sid)
         if club and pid not in teams_of:
             teams_of[pid] = club
         if pid not in names_of:
-            names_of[pid] = c.get("playerName")
+            names_of[pid] = c.playerName
         if yards_gained is None and sid in _YARDS_IDS:
-            yards_gained = int(c.get("yards") or 0)
+            yards_gained = int(c.yards or 0)
     fallback = offense or game.home
     participants = []
     for pid, credited_name in names_of.items():
@@ -217,20 +265,20 @@ def _play(
                                         name=name or credited_name))  # fmt: skip
     stats = []
     for pid, c, club in credits:
-        sid = int(c["statId"])
+        sid = int(c.statId)
         stats.append(StatCredit(stat_id=sid, team=club or teams_of.get(pid) or fallback,
-                                player_id=None if pid == "0" else pid, yards=int(c.get("yards") or 0),
+                                player_id=None if pid == "0" else pid, yards=int(c.yards or 0),
                                 value=0.5 if sid == 84 else 1.0, category=CATEGORY.get(sid)))  # fmt: skip
-    clock = raw.get("time") or None
-    down = raw.get("down")
-    note = raw.get("note")
-    desc = raw.get("desc") or ""
+    clock = raw.time or None
+    down = raw.down
+    note = raw.note
+    desc = raw.desc or ""
     return Play(
-        play_id=play_id, sequence=sequence, drive=drive, quarter=min(max(int(raw.get("qtr") or 1), 1), 6),
+        play_id=play_id, sequence=sequence, drive=drive, quarter=min(max(int(raw.qtr or 1), 1), 6),
         clock=clock if clock and _CLOCK.match(clock) else None,
         down=down if isinstance(down, int) and 0 <= down <= 4 else None,
-        yards_to_go=min(max(int(raw.get("ydstogo") or 0), 0), 99),
-        yardline_100=yardline_100(raw.get("yrdln"), offense, defense),
+        yards_to_go=min(max(int(raw.ydstogo or 0), 0), 99),
+        yardline_100=yardline_100(raw.yrdln, offense, defense),
         offense=offense, defense=defense, play_type=_play_type(note, stat_ids, desc),
         yards_gained=yards_gained or 0, touchdown=not stat_ids.isdisjoint(TOUCHDOWN_IDS) or note == "TD",
         turnover=not stat_ids.isdisjoint(TURNOVER_IDS), penalty=not stat_ids.isdisjoint(PENALTY_IDS),
@@ -243,7 +291,7 @@ def game_events(
     players: dict[str, tuple[str | None, str | None]],
 ) -> list[PlayRecorded]:  # fmt: skip
     """Every play of one GameCenter file as a PlayRecorded event, in game order."""
-    game_id, body = decode_file(name, data)
+    game_id, drives = decode_file(name, data)
     sched = schedule.get(game_id)
     if sched is None:
         raise GameCenterError(f"{name}: game {game_id} is not in schedule.json")
@@ -251,7 +299,7 @@ def game_events(
                 week=sched.week, home=sched.home, away=sched.away)  # fmt: skip
     events = []
     try:
-        ordered = _ordered_plays(body["drives"])
+        ordered = _ordered_plays(drives)
     except (AttributeError, TypeError, ValueError) as exc:
         raise GameCenterError(f"{name}: drives are not in the GameCenter shape ({exc})") from None
     opponents = _opponents(sched)

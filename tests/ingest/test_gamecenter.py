@@ -108,6 +108,10 @@ def test_yardline_is_the_distance_to_the_opponents_goal(yrdln: str | None, expec
         (b'{"1999090800": {"drives": {}}}', "not in schedule.json"),
         (b'{"2019090800": {"drives": {"1": {"plays": [1, 2]}}}}', "not in the GameCenter shape"),
         (b'{"2019090800": {"drives": {"1": {"plays": {"5": {"qtr": "x"}}}}}}', "play 5 of drive 1"),
+        (
+            b'{"2019090800": {"drives": {"1": {"plays": {"5": {"players": {"00-1": "x"}}}}}}}',
+            "not in the GameCenter shape (Expected `array | null`, got `str`",
+        ),
     ],
 )
 def test_bad_files_fail_with_their_name_and_reason(reference, data: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,3 +125,15 @@ def test_the_two_empty_files_of_the_package_are_reported(wheel, reference) -> No
     for name in ("2018082351.json.gz", "2018082451.json.gz"):
         with pytest.raises(gc.GameCenterError, match=f"{name}: empty"):
             gc.game_events(name, wheel.read(f"nflgame/gamecenter-json/{name}"), *reference)
+
+
+def test_drives_of_an_unexpected_shape_are_read_loosely(reference) -> None:  # type: ignore[no-untyped-def]
+    # The strict decode refuses a drive that is a string; the loose one skips it, as before.
+    play = {"qtr": 1, "down": 1, "ydstogo": 10, "yrdln": "CAR 25", "posteam": "CAR", "desc": "run",
+            "players": {"00-0031": [{"sequence": 1, "clubcode": "CAR", "playerName": "C.McCaffrey",
+                                     "statId": 10, "yards": 4}]}}  # fmt: skip
+    data = msgspec.json.encode(
+        {"2019090800": {"drives": {"1": {"plays": {"36": play}}, "2": "?", "crntdrv": 2}}}
+    )
+    [event] = gc.game_events("odd.json", data, *reference)
+    assert (event.play.play_id, event.play.yards_gained, event.play.offense) == ("36", 4, "CAR")

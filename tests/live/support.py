@@ -75,7 +75,10 @@ async def produce(
     headers = [HISTORY_HEADER] if history else None
     for event in events:
         await producer.send_and_wait(
-            settings.kafka.plays_topic, encoder.encode(event), key=event.game.game_id.encode(), headers=headers
+            settings.kafka.plays_topic,
+            encoder.encode(event),
+            key=event.game.game_id.encode(),
+            headers=headers,
         )
 
 

@@ -212,7 +212,11 @@ async def test_one_call_over_many_events_numbers_them_gap_free(
 
 
 async def test_history_is_stored_and_counted_elsewhere_but_not_broadcast(
-    start_live: StartLive, producer: AIOKafkaProducer, live_settings: Settings, redis: aioredis.Redis, unique: str
+    start_live: StartLive,
+    producer: AIOKafkaProducer,
+    live_settings: Settings,
+    redis: aioredis.Redis,
+    unique: str,
 ) -> None:
     client = await start_live()
     game_id = f"G{unique}"
