@@ -1,7 +1,15 @@
-"""Applies play events to the aggregates in PostgreSQL, one transaction per batch."""
+"""Applies play events to the aggregates in PostgreSQL, one transaction per batch (or two).
+
+A large batch (a consumer catching up) is split by game into two halves applied concurrently,
+each in its own transaction: while PostgreSQL writes one half, this process scores the other.
+The halves touch disjoint rows (a play, and a team's or player's week, belong to one game),
+every write is in key order, and a half that fails is retried with the batch, where the
+stored contributions make the half already committed count nothing twice.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -88,6 +96,20 @@ def _total_columns(totals: dict[Week, Entries]) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else []
 
 
+SPLIT_PLAYS = 2000
+
+
+def _halves(plays: dict[str, EventView]) -> list[dict[str, EventView]]:
+    """The plays in two halves of about the same size, every game wholly in one of them."""
+    games: dict[str, dict[str, EventView]] = {}
+    for key, event in plays.items():
+        games.setdefault(event.game.game_id, {})[key] = event
+    halves: list[dict[str, EventView]] = [{}, {}]
+    for game in sorted(games.values(), key=len, reverse=True):
+        min(halves, key=len).update(game)
+    return halves
+
+
 def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else []
 
@@ -101,7 +123,7 @@ class AggregateStore:
         self._partitions = SeasonPartitions("defender_plays")
         # Players as last written by this process; remembered only once their transaction commits.
         self._players: dict[str, tuple[str, str | None, str, str | None]] = {}
-        self._pending_players: dict[str, tuple[str, str | None, str, str | None]] = {}
+        self.split_at = SPLIT_PLAYS  # batches of at least this many plays are applied in two halves
         self.applied = 0
 
     def __repr__(self) -> str:
@@ -118,19 +140,28 @@ class AggregateStore:
     async def _apply_latest(self, plays: dict[str, EventView]) -> int:
         if not plays:
             return 0
-        async with self._db.get().primary.acquire() as conn:
+        pool = self._db.get().primary
+        async with pool.acquire() as conn:
             await self._partitions.ensure(conn, {e.game.season for e in plays.values()})
-            self._pending_players = {}
-            async with conn.transaction():
-                applied = await self._apply(conn, plays)
-            self._players.update(self._pending_players)
-            self._pending_players = {}
+        parts = _halves(plays) if len(plays) >= self.split_at else [plays]
+        async with asyncio.TaskGroup() as tasks:  # one half failing cancels the other
+            applying = [tasks.create_task(self._apply_part(pool, part)) for part in parts if part]
+        applied = sum(t.result() for t in applying)
         if applied:
             self.applied += applied
             await self._on_change()
         return applied
 
-    async def _apply(self, conn: asyncpg.Connection, plays: dict[str, EventView]) -> int:
+    async def _apply_part(self, pool: asyncpg.Pool, plays: dict[str, EventView]) -> int:
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                applied, people = await self._apply(conn, plays)
+            self._players.update(people)
+        return applied
+
+    async def _apply(
+        self, conn: asyncpg.Connection, plays: dict[str, EventView]
+    ) -> tuple[int, dict[str, tuple[str, str | None, str, str | None]]]:
         """Apply the latest revision of each play (play key -> event) inside the caller's transaction."""
         stored = {r["play_id"]: r for r in await conn.fetch(LOCK_SQL, list(plays))}
         totals: dict[Week, Entries] = {}
@@ -159,7 +190,7 @@ class AggregateStore:
                 defenders += rows
             changed.append(event)
         if not changed:
-            return 0
+            return 0, {}
         if totals:
             columns = _total_columns(totals)
             if columns:
@@ -175,10 +206,12 @@ class AggregateStore:
             )  # fmt: skip
         if defenders:
             await conn.copy_records_to_table("defender_plays", records=defenders, columns=DEFENDER_COLUMNS)
-        await self._upsert_players(conn, changed)
-        return len(changed)
+        return len(changed), await self._upsert_players(conn, changed)
 
-    async def _upsert_players(self, conn: asyncpg.Connection, events: list[EventView]) -> None:
+    async def _upsert_players(
+        self, conn: asyncpg.Connection, events: list[EventView]
+    ) -> dict[str, tuple[str, str | None, str, str | None]]:
+        """Write the players not known unchanged; returns them, to remember once committed."""
         people: dict[str, tuple[str, str | None, str, str | None]] = {}
         known = self._players.get
         for e in events:
@@ -191,4 +224,4 @@ class AggregateStore:
                     people[pid] = person
         if people:
             await conn.execute(PLAYERS_SQL, *_columns([people[k] for k in sorted(people)]))
-        self._pending_players = people
+        return people

@@ -136,3 +136,22 @@ async def test_records_single_or_batched_and_a_bad_one_raises_before_any_write(s
     assert await store.store.apply_records(good) == 2  # play 1 arrives deleted: nothing counted for it
     d = await _defense(store)
     assert (d["sacks"], d["snaps"], d["pressures"]) == (0.5, 1, 1)
+
+
+async def test_a_large_batch_applied_in_two_halves_counts_exactly_once(store: Harness) -> None:
+    # Split below the usual size: four games of one rusher over four weeks, a correction and a
+    # delete among them, applied as halves; then the whole batch is redelivered.
+    store.store.split_at = 2
+    games = [game(f"20190{9 + w // 4}{w:02d}00", week=w) for w in range(1, 5)]
+    batch: list[Any] = []
+    for g in games:
+        batch += [recorded(g, play("1", 1)), recorded(g, play("2", 2, stat_id=84))]
+    batch += [corrected(games[0], play("1", 1, stat_id=110), revision=2), deleted(games[1], "2", revision=2)]
+    assert await store.apply(batch) == 8
+    assert await store.apply(batch) == 0
+    d = await _defense(store)
+    # Sacks: 3 whole (game 0's became a QB hit) + 3 halves (game 1's was deleted) = 4.5.
+    assert (d["sacks"], d["qb_hits"], d["snaps"]) == (4.5, 1, 7)
+    weekly = [(await _defense(store, week_min=str(w), week_max=str(w)))["sacks"] for w in range(1, 5)]
+    assert weekly == [0.5, 1.0, 1.5, 1.5]
+    assert len(store.changes) == 1
