@@ -222,15 +222,22 @@ def play_key(event: Any) -> str:
 E = TypeVar("E")
 
 
-def latest_revisions(events: Iterable[E]) -> list[E]:
-    """The highest revision of each play in `events` (full events or views), in first-seen order."""
+def latest_by_play(events: Iterable[E]) -> dict[str, E]:
+    """Play key -> the highest revision of that play in `events` (full events or views), in
+    first-seen order."""
     best: dict[str, Any] = {}
+    get = best.get
     for event in events:
         key = play_key(event)
-        current = best.get(key)
+        current = get(key)
         if current is None or event.revision > current.revision:  # type: ignore[attr-defined]
             best[key] = event
-    return list(best.values())
+    return best
+
+
+def latest_revisions(events: Iterable[E]) -> list[E]:
+    """The highest revision of each play in `events` (full events or views), in first-seen order."""
+    return list(latest_by_play(events).values())
 
 
 def decode_item(item: Any) -> PlayEvent:

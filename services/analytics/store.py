@@ -17,10 +17,10 @@ import asyncpg
 import msgspec
 
 from services.analytics.aggregates import Contribution, Entries, Week, delta, score, with_week
-from services.analytics.view import DeletedView, EventView, latest_by_play, views_of
+from services.analytics.view import DeletedView, EventView, views_of
 from shared.db import Pools, SeasonPartitions
 from shared.deps import Dependency
-from shared.events import PlayEvent, encoder
+from shared.events import PlayEvent, encoder, latest_by_play
 
 _contrib_codec = msgspec.json.Decoder(list[tuple[str, str, int, str, int, str, float]])
 _json = msgspec.json.Encoder()

@@ -8,17 +8,16 @@ contract stays shared.events: tests/analytics/test_view.py checks every view fie
 
 A record that does not decode as a view raises msgspec.ValidationError/DecodeError, so the
 consumer loop sends it to the dead-letter topic as before. The fields the view skips are not
-validated here (the query service, which decodes the whole event, still checks them).
+validated here: ingest validated every event, whole, before publishing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Annotated
 
 import msgspec
 
-from shared.events import NonEmpty, SeasonType, Side, TeamCode
+from shared.events import NonEmpty, SeasonType, Side, TeamCode, view_decoder
 
 Revision = Annotated[int, msgspec.Meta(ge=1)]
 LaterRevision = Annotated[int, msgspec.Meta(ge=2)]
@@ -86,38 +85,5 @@ class DeletedView(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play
 EventView = RecordedView | CorrectedView | DeletedView
 
 
-class BatchView(
-    msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play_event_batch", tag_field="type"
-):
-    game_id: NonEmpty
-    events: list[EventView]
-
-
-_record_decoder: msgspec.json.Decoder[EventView | BatchView] = msgspec.json.Decoder(EventView | BatchView)
-
-
-def views_of(records: Iterable[bytes]) -> list[EventView]:
-    """The events in Kafka record values (single events or batches), in record order."""
-    out: list[EventView] = []
-    decode = _record_decoder.decode
-    for value in records:
-        decoded = decode(value)
-        if type(decoded) is BatchView:
-            out += decoded.events
-        else:
-            out.append(decoded)  # type: ignore[arg-type]
-    return out
-
-
-def latest_by_play(events: Iterable[EventView]) -> dict[str, EventView]:
-    """Play key (`<game_id>:<feed play id>`, as shared.events.play_key) -> its highest revision in
-    `events`, in first-seen order."""
-    best: dict[str, EventView] = {}
-    get = best.get
-    for event in events:
-        feed_id = event.play_id if type(event) is DeletedView else event.play.play_id  # type: ignore[union-attr]
-        key = f"{event.game.game_id}:{feed_id}"
-        current = get(key)
-        if current is None or event.revision > current.revision:
-            best[key] = event
-    return best
+# Single events and batch records alike; a record that does not decode raises.
+views_of = view_decoder(RecordedView, CorrectedView, DeletedView)

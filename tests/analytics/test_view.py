@@ -8,7 +8,6 @@ import msgspec
 import pytest
 
 from services.analytics.view import (
-    BatchView,
     CorrectedView,
     CreditView,
     DeletedView,
@@ -16,7 +15,6 @@ from services.analytics.view import (
     ParticipantView,
     PlayView,
     RecordedView,
-    latest_by_play,
     views_of,
 )
 from shared.events import (
@@ -30,6 +28,7 @@ from shared.events import (
     StatCredit,
     encoder,
     events_of,
+    latest_by_play,
     latest_revisions,
     play_key,
 )
@@ -37,7 +36,7 @@ from tests.factories import corrected, deleted, event_dict, game, play, recorded
 
 CONTRACT: dict[type, type] = {
     GameView: Game, ParticipantView: Participant, CreditView: StatCredit, PlayView: Play,
-    RecordedView: PlayRecorded, CorrectedView: PlayCorrected, DeletedView: PlayDeleted, BatchView: PlayEventBatch,
+    RecordedView: PlayRecorded, CorrectedView: PlayCorrected, DeletedView: PlayDeleted,
 }  # fmt: skip
 
 
