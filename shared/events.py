@@ -151,6 +151,38 @@ record_decoder: msgspec.json.Decoder[PlayEvent | PlayEventBatch] = msgspec.json.
 )
 
 
+class GameView(msgspec.Struct, kw_only=True, gc=False):
+    """A consumer's view of `Game`: the same fields, no constraints (checked at ingest)."""
+
+    game_id: str
+    season: int
+    season_type: str
+    week: int
+    home: str
+    away: str
+
+
+class SituationView(msgspec.Struct, kw_only=True, gc=False):
+    """A consumer's view of a `Play`'s situation and outcome, without participants and credits."""
+
+    play_id: str
+    sequence: int
+    drive: int | None = None
+    quarter: int | None = None
+    clock: str | None = None
+    down: int | None = None
+    yards_to_go: int | None = None
+    yardline_100: int | None = None
+    offense: str | None = None
+    defense: str | None = None
+    play_type: str = "unknown"
+    yards_gained: int = 0
+    touchdown: bool = False
+    turnover: bool = False
+    penalty: bool = False
+    description: str = ""
+
+
 def view_decoder(*views: type) -> Callable[[Iterable[bytes]], list[Any]]:
     """Decode record values into a consumer's own narrow event types instead of full events.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from shared.events import play_key, view_decoder
+from shared.events import GameView, SituationView, play_key, view_decoder
 
 _encoder = msgspec.json.Encoder()
 
@@ -24,29 +24,9 @@ head_decoder = msgspec.json.Decoder(Head)
 
 # The live consumer's own view of an event: only what a message carries. Full events have the
 # same field names, so everything below takes either.
-class _Game(msgspec.Struct, gc=False):
-    game_id: str
-
-
-class _Play(msgspec.Struct, kw_only=True, gc=False):
-    play_id: str
-    sequence: int
-    quarter: int | None = None
-    clock: str | None = None
-    down: int | None = None
-    yards_to_go: int | None = None
-    yardline_100: int | None = None
-    offense: str | None = None
-    defense: str | None = None
-    play_type: str = "unknown"
-    yards_gained: int = 0
-    touchdown: bool = False
-    description: str = ""
-
-
 class Recorded(msgspec.Struct, kw_only=True, gc=False, tag="play_recorded", tag_field="type"):
-    game: _Game
-    play: _Play
+    game: GameView
+    play: SituationView
     revision: int = 1
 
 
@@ -55,7 +35,7 @@ class Corrected(Recorded, tag="play_corrected"):
 
 
 class Deleted(msgspec.Struct, kw_only=True, gc=False, tag="play_deleted", tag_field="type"):
-    game: _Game
+    game: GameView
     play_id: str
     revision: int
 

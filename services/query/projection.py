@@ -17,7 +17,15 @@ import msgspec
 
 from shared.db import Pools, SeasonPartitions
 from shared.deps import Dependency
-from shared.events import PlayEvent, encoder, latest_revisions, play_key, view_decoder
+from shared.events import (
+    GameView,
+    PlayEvent,
+    SituationView,
+    encoder,
+    latest_revisions,
+    play_key,
+    view_decoder,
+)
 from shared.stats import PASSER_SACKED_IDS, PRESSURE_IDS, SACK_IDS
 
 COLUMNS = (
@@ -46,32 +54,7 @@ _json = msgspec.json.Encoder()
 # The projector's own view of an event: what a `plays` row needs. Participants and credits stay
 # the JSON the record carries (ingest wrote every field), stored as they are instead of being
 # built into objects and encoded again; only their ids are read, for player_ids and flags.
-class _Game(msgspec.Struct, kw_only=True, gc=False):
-    game_id: str
-    season: int
-    season_type: str
-    week: int
-    home: str
-    away: str
-
-
-class _Play(msgspec.Struct, kw_only=True, gc=False):
-    play_id: str
-    sequence: int
-    drive: int | None = None
-    quarter: int | None = None
-    clock: str | None = None
-    down: int | None = None
-    yards_to_go: int | None = None
-    yardline_100: int | None = None
-    offense: str | None = None
-    defense: str | None = None
-    play_type: str = "unknown"
-    yards_gained: int = 0
-    touchdown: bool = False
-    turnover: bool = False
-    penalty: bool = False
-    description: str = ""
+class _Play(SituationView, kw_only=True, gc=False):
     formation: dict[str, Any] | None = None
     personnel: dict[str, Any] | None = None
     participants: msgspec.Raw = msgspec.Raw(b"[]")
@@ -81,7 +64,7 @@ class _Play(msgspec.Struct, kw_only=True, gc=False):
 class Recorded(msgspec.Struct, kw_only=True, gc=False, tag="play_recorded", tag_field="type"):
     event_id: str
     occurred_at: datetime
-    game: _Game
+    game: GameView
     play: _Play
     revision: int = 1
 
@@ -93,7 +76,7 @@ class Corrected(Recorded, tag="play_corrected"):
 class Deleted(msgspec.Struct, kw_only=True, gc=False, tag="play_deleted", tag_field="type"):
     event_id: str
     occurred_at: datetime
-    game: _Game
+    game: GameView
     play_id: str
     revision: int
 
