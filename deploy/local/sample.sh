@@ -30,8 +30,7 @@ load_game() {
     'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
     "$wheel" "nflgame/gamecenter-json/$game.json.gz" >"$dir/$game.json.gz"
   log "loading real game $game through the gateway"
-  # --live: the sample game is also broadcast, so its /live page has every play to show.
-  SNAPLINE_API_KEY=$(cat "$KEY_FILE") "$CLI" import gamecenter "$dir/$game.json.gz" --data-wheel "$wheel" --live >&2
+  SNAPLINE_API_KEY=$(cat "$KEY_FILE") "$CLI" import gamecenter "$dir/$game.json.gz" --data-wheel "$wheel" >&2
   local i n=0
   for ((i = 0; i < 100; i++)); do
     n=$(curl -s -H "X-API-Key: $(cat "$KEY_FILE")" "$GATEWAY_URL/v1/plays?game_id=$game&limit=500" |
@@ -55,7 +54,9 @@ Snapline is up.
   Log in:      curl -s -X POST $GATEWAY_URL/v1/auth/token -H 'Content-Type: application/json' \\
                  -d "{\"username\": \"admin\", \"password\": \"\$(cat $PASSWORD_FILE)\"}"
   A real game: curl -s -H "X-API-Key: \$SNAPLINE_API_KEY" '$GATEWAY_URL/v1/plays?game_id=$game&sort=oldest&limit=5'
-  Follow live: $GATEWAY_URL/live/$game?access_token=<access token>
+  Watch live:  $CLI replay $game --speed 30
+               (imports are history; a replay feeds the game live again under a new id and prints
+               its page: open it with ?access_token=<access token>)
   Logs:        $LOGS/    Status: make status    Stop: make down
 MSG
 }
