@@ -28,6 +28,12 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Clock = Annotated[
     str, msgspec.Meta(min_length=4, max_length=5, extra_json_schema={"pattern": r"^\d{1,2}:\d{2}$"})
 ]
+# Integers the stores keep as PostgreSQL `integer`: a larger one would fail in every consumer.
+INT32_MAX = 2**31 - 1
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=INT32_MAX)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
+Revision = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
+LaterRevision = Annotated[int, msgspec.Meta(ge=2, le=INT32_MAX)]
 
 
 class Game(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -57,7 +63,7 @@ class StatCredit(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     stat_id: Annotated[int, msgspec.Meta(ge=1, le=9999)]  # ids unknown to shared.stats are kept, not counted
     team: TeamCode
     player_id: str | None = None
-    yards: int = 0
+    yards: Int32 = 0
     value: float = 1.0
     category: str | None = None
 
@@ -66,8 +72,8 @@ class Play(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Situation and outcome of one play, as the feed reports it."""
 
     play_id: NonEmpty
-    sequence: Annotated[int, msgspec.Meta(ge=0)]
-    drive: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    sequence: Count
+    drive: Count | None = None
     quarter: Annotated[int, msgspec.Meta(ge=1, le=6)]
     clock: Clock | None = None
     down: Annotated[int, msgspec.Meta(ge=0, le=4)] | None = None
@@ -76,7 +82,7 @@ class Play(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     offense: TeamCode | None = None
     defense: TeamCode | None = None
     play_type: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "unknown"
-    yards_gained: int = 0
+    yards_gained: Int32 = 0
     touchdown: bool = False
     turnover: bool = False
     penalty: bool = False
@@ -96,7 +102,7 @@ class PlayRecorded(
     occurred_at: datetime
     game: Game
     play: Play
-    revision: Annotated[int, msgspec.Meta(ge=1)] = 1
+    revision: Revision = 1
     source: str = "feed"
     schema_version: int = SCHEMA_VERSION
 
@@ -110,7 +116,7 @@ class PlayCorrected(
     occurred_at: datetime
     game: Game
     play: Play
-    revision: Annotated[int, msgspec.Meta(ge=2)]
+    revision: LaterRevision
     source: str = "feed"
     schema_version: int = SCHEMA_VERSION
 
@@ -122,7 +128,7 @@ class PlayDeleted(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag="play
     occurred_at: datetime
     game: Game
     play_id: NonEmpty
-    revision: Annotated[int, msgspec.Meta(ge=2)]
+    revision: LaterRevision
     reason: str = ""
     source: str = "feed"
     schema_version: int = SCHEMA_VERSION

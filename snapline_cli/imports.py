@@ -239,9 +239,16 @@ async def _import_group(
     except Exception as exc:
         failure = f"cannot be imported ({type(exc).__name__}: {exc})"
         return results + [FileResult(index, failure=failure) for index, _ in posted]
+    listed = answer.get("rejected", [])
+    # The platform lists the first rejected events only; rejected_count has them all. Those it
+    # does not list come after the last listed one: they are counted against its file.
+    unlisted = max(0, answer.get("rejected_count", len(listed)) - len(listed))
+    last = max((r.get("index", -1) for r in listed), default=-1)
     first = 0
     for n, (index, plays) in enumerate(posted):
-        rejected = sum(1 for r in answer.get("rejected", []) if first <= r.get("index", -1) < first + plays)
+        rejected = sum(1 for r in listed if first <= r.get("index", -1) < first + plays)
+        if unlisted and (first <= last < first + plays or (last < first and n == len(posted) - 1)):
+            rejected, unlisted = rejected + unlisted, 0
         first += plays
         results.append(FileResult(index, plays=plays, rejected=rejected,
                                   accepted=answer.get("accepted", 0) if n == 0 else 0,

@@ -17,10 +17,8 @@ from typing import Annotated
 
 import msgspec
 
-from shared.events import NonEmpty, SeasonType, Side, TeamCode, view_decoder
+from shared.events import Int32, LaterRevision, NonEmpty, Revision, SeasonType, Side, TeamCode, view_decoder
 
-Revision = Annotated[int, msgspec.Meta(ge=1)]
-LaterRevision = Annotated[int, msgspec.Meta(ge=2)]
 
 
 class GameView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -42,7 +40,7 @@ class CreditView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     stat_id: Annotated[int, msgspec.Meta(ge=1, le=9999)]
     team: TeamCode
     player_id: str | None = None
-    yards: int = 0
+    yards: Int32 = 0
 
 
 class PlayView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -54,7 +52,7 @@ class PlayView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     offense: TeamCode | None = None
     defense: TeamCode | None = None
     play_type: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "unknown"
-    yards_gained: int = 0
+    yards_gained: Int32 = 0
     touchdown: bool = False
     participants: list[ParticipantView] = []
     stats: list[CreditView] = []

@@ -9,6 +9,7 @@ from services.ingest.keys import IMPORTER, JOBS, PUBLISHER
 from shared.errors import ApiError, not_found
 from shared.events import json_schema
 from shared.http import SETTINGS, json_response
+from shared.inputs import read_body
 from shared.logging import get_logger
 from shared.params import boolean, choice, parse_params, text
 
@@ -20,13 +21,16 @@ IMPORT_PARAMS = {"format": choice(frozenset({"gamecenter"}), upper=False), "name
 async def post_events(request: web.Request) -> web.Response:
     """POST /v1/events: validate each item, publish the new ones, 202 once Kafka has them."""
     live = parse_params(request.query, EVENT_PARAMS).get("live", True)
-    body = await request.read()
+    limit = request.app[SETTINGS].max_events_body_bytes
+    body = await read_body(request, limit, "the body of POST /v1/events (MAX_EVENTS_BODY_BYTES)")
     batch = intake.parse(body, request.content_type)
     publisher = request.app[PUBLISHER]
-    for item in batch.rejected:
+    shown = intake.shown(batch.rejected)
+    for item in shown:
         log.info("event_rejected", index=item["index"], errors=item["errors"])
     if not batch.events:
-        raise ApiError(422, "invalid_events", f"none of the {batch.total} events is valid", batch.rejected)
+        more = f"; the first {len(shown)} are in details" if len(shown) < len(batch.rejected) else ""
+        raise ApiError(422, "invalid_events", f"none of the {batch.total} events is valid{more}", shown)
     outcome = await publisher.publish([event for _, event in batch.events], live=live)
     log.info(
         "events_ingested",
@@ -41,7 +45,9 @@ async def post_events(request: web.Request) -> web.Response:
             "accepted": outcome.accepted,
             "duplicates": outcome.duplicates + outcome.superseded,
             "superseded": outcome.superseded,
-            "rejected": batch.rejected,
+            "rejected": shown,
+            "rejected_count": len(batch.rejected),
+            "rejected_truncated": len(shown) < len(batch.rejected),
         },
         status=202,
     )

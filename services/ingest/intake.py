@@ -13,11 +13,17 @@ import msgspec
 
 from shared.errors import ApiError
 from shared.events import PlayDeleted, PlayEvent, decoder, valid_clock, valid_team
+from shared.jsonbody import check_value
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _raw_one = msgspec.json.Decoder(msgspec.Raw)
+_any = msgspec.json.Decoder()
+MAX_DEPTH = 16  # an event nests 3 levels; formation and personnel a few more
+SHOWN_REJECTED = 20  # rejected items a response lists (rejected_count has them all)
+SHOWN_ERRORS = 10  # errors listed per rejected item
+MAX_MESSAGE = 200  # characters of one error message or field
 
 
 @dataclass(slots=True)
@@ -40,6 +46,27 @@ def describe(exc: msgspec.MsgspecError) -> dict[str, str]:
         return {"field": "", "message": message}
     path = where.rstrip("`").removeprefix("$").lstrip(".")
     return {"field": path, "message": problem}
+
+
+def _clip(error: dict[str, str]) -> dict[str, str]:
+    return {k: v if len(v) <= MAX_MESSAGE else v[: MAX_MESSAGE - 3] + "..." for k, v in error.items()}
+
+
+def shown(rejected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first SHOWN_REJECTED rejected items, each with at most SHOWN_ERRORS clipped errors."""
+    return [{"index": item["index"], "errors": [_clip(e) for e in item["errors"][:SHOWN_ERRORS]]}
+            for item in rejected[:SHOWN_REJECTED]]  # fmt: skip
+
+
+def _unstorable(raw: bytes | msgspec.Raw) -> dict[str, str] | None:
+    """A NUL in a string of `raw`, which msgspec decodes and PostgreSQL cannot store; None if none."""
+    try:
+        check_value(_any.decode(raw), max_depth=MAX_DEPTH, what="the event")
+    except ApiError as err:
+        return dict(err.details[0])
+    except (msgspec.DecodeError, RecursionError):
+        return None  # the typed decode names it
+    return None
 
 
 def _check(event: PlayEvent) -> list[dict[str, str]]:
@@ -82,17 +109,42 @@ def _errors(event: PlayEvent) -> list[dict[str, str]]:
     return errors
 
 
-def _add(batch: Batch, index: int, raw: bytes | msgspec.Raw) -> None:
+def _add(batch: Batch, index: int, raw: bytes | msgspec.Raw, suspect: bool) -> None:
     try:
         event = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         batch.rejected.append({"index": index, "errors": [describe(exc)]})
         return
-    errors = _check(event)
+    except RecursionError:
+        batch.rejected.append({"index": index, "errors": [_too_deep()]})
+        return
+    unstorable = _unstorable(raw) if suspect else None
+    errors = [unstorable] if unstorable else _check(event) + _depth(event)
     if errors:
         batch.rejected.append({"index": index, "errors": errors})
     else:
         batch.events.append((index, event))
+
+
+def _too_deep() -> dict[str, str]:
+    return {"field": "", "message": f"nested deeper than {MAX_DEPTH} levels"}
+
+
+def _depth(event: PlayEvent) -> list[dict[str, str]]:
+    """Formation and personnel are free-form: bounded in depth (and NUL-free) like the rest."""
+    play = None if isinstance(event, PlayDeleted) else event.play
+    errors = []
+    for name in ("formation", "personnel"):  # two levels below the event: play.<name>
+        value = getattr(play, name, None)
+        if value:
+            try:
+                check_value(value, max_depth=MAX_DEPTH - 2, what="the event")
+            except ApiError as err:
+                detail = err.details[0]
+                errors.append(
+                    {"field": f"play.{name}.{detail['field']}".rstrip("."), "message": detail["message"]}
+                )
+    return errors
 
 
 def parse(body: bytes, content_type: str) -> Batch:
@@ -100,10 +152,11 @@ def parse(body: bytes, content_type: str) -> Batch:
     if not body.strip():
         raise ApiError(400, "empty_body", "the request body is empty; send one event, an array or NDJSON")
     batch = Batch()
+    suspect = b"\\u0000" in body  # a NUL is rare: items are searched for one only when the body has it
     if content_type in NDJSON_TYPES:
         lines = [line for line in body.split(b"\n") if line.strip()]
         for index, line in enumerate(lines):
-            _add(batch, index, line)
+            _add(batch, index, line, suspect)
         return batch
     if content_type not in JSON_TYPES:
         raise ApiError(
@@ -116,6 +169,8 @@ def parse(body: bytes, content_type: str) -> Batch:
         items = _raw_list.decode(body) if body.lstrip()[:1] == b"[" else [_raw_one.decode(body)]
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"the body nests deeper than {MAX_DEPTH} levels") from None
     for index, raw in enumerate(items):
-        _add(batch, index, raw)
+        _add(batch, index, raw, suspect)
     return batch

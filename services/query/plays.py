@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+import binascii
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
@@ -42,7 +43,18 @@ SELECT = (
     "drive, sequence, revision, formation, personnel, participants, stats FROM plays"
 )
 _JSON_COLUMNS = ("formation", "personnel", "participants", "stats")
-_cursor_codec = msgspec.json.Decoder(tuple[int, str, int, str])
+# A cursor is opaque to clients: base64url of the last row's (season, game_id, sequence, play_id).
+# It is decoded strictly: each value within its column's range, so a tampered one is a 400 and
+# never reaches asyncpg (which refuses integers beyond int32 with an error of its own).
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")]
+_cursor_codec = msgspec.json.Decoder(
+    tuple[
+        Annotated[int, msgspec.Meta(ge=1920, le=2100)],
+        _Id,
+        Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)],
+        _Id,
+    ]
+)
 
 
 def where(values: dict[str, Any]) -> Where:
@@ -71,8 +83,9 @@ def encode_cursor(r: asyncpg.Record) -> str:
 
 def decode_cursor(token: str) -> tuple[int, str, int, str]:
     try:
-        return _cursor_codec.decode(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, msgspec.DecodeError):
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        return _cursor_codec.decode(raw)
+    except (ValueError, binascii.Error, msgspec.DecodeError, RecursionError):
         raise ApiError(400, "invalid_parameters", "cursor is not one this API returned",
                        [{"field": "cursor", "message": "malformed cursor"}]) from None  # fmt: skip
 

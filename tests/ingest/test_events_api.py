@@ -18,6 +18,7 @@ from shared.events import events_of
 from tests.factories import event_dict
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
+NONE_REJECTED = {"rejected": [], "rejected_count": 0, "rejected_truncated": False}
 
 
 async def _client(settings: Settings, wait: bool = True) -> TestClient:  # type: ignore[type-arg]
@@ -34,7 +35,7 @@ async def _client(settings: Settings, wait: bool = True) -> TestClient:  # type:
 async def ingest(
     topics: Settings, make_settings: Callable[..., Settings], database_url: str
 ) -> AsyncIterator[Any]:
-    settings = make_settings("ingest", MAX_BODY_BYTES="200000", DATABASE_URL=database_url)
+    settings = make_settings("ingest", MAX_EVENTS_BODY_BYTES="200000", DATABASE_URL=database_url)
     client = await _client(settings)
     client.settings = settings  # type: ignore[attr-defined]
     yield client
@@ -67,7 +68,7 @@ async def test_events_are_published_keyed_by_game_once_each(ingest: Any) -> None
     body = b"\n".join(msgspec.json.encode(event_dict(play_id=str(i))) for i in range(5))
     resp = await ingest.post("/v1/events", data=body, headers=NDJSON)
     assert resp.status == 202
-    assert await resp.json() == {"accepted": 5, "duplicates": 0, "superseded": 0, "rejected": []}
+    assert await resp.json() == {"accepted": 5, "duplicates": 0, "superseded": 0, **NONE_REJECTED}
     again = await ingest.post("/v1/events", data=body, headers=NDJSON)
     assert (await again.json())["duplicates"] == 5
     records = await _published(ingest.settings, 5)
@@ -82,7 +83,7 @@ async def test_an_older_revision_after_a_newer_one_is_ignored(ingest: Any) -> No
     older = {**event_dict(), "type": "play_corrected", "revision": 2, "event_id": "c2"}
     assert (await (await ingest.post("/v1/events", json=newer)).json())["accepted"] == 1
     resp = await ingest.post("/v1/events", json=older)
-    assert await resp.json() == {"accepted": 0, "duplicates": 1, "superseded": 1, "rejected": []}
+    assert await resp.json() == {"accepted": 0, "duplicates": 1, "superseded": 1, **NONE_REJECTED}
 
 
 async def test_mixed_batches_keep_the_good_and_name_the_bad(ingest: Any) -> None:
@@ -161,7 +162,7 @@ async def test_one_request_dedupes_within_itself_and_across_games(ingest: Any) -
         event_dict(game_id="2019090900", play_id="1"),  # another game's play 1 is another play
     ]
     resp = await ingest.post("/v1/events", json=items)
-    assert await resp.json() == {"accepted": 3, "duplicates": 2, "superseded": 0, "rejected": []}
+    assert await resp.json() == {"accepted": 3, "duplicates": 2, "superseded": 0, **NONE_REJECTED}
     again = await ingest.post("/v1/events", json=items)
     assert (await again.json())["accepted"] == 0
 
@@ -179,7 +180,7 @@ async def test_claims_kafka_did_not_acknowledge_are_released(ingest: Any, monkey
     assert resp.status == 503
     monkeypatch.setattr(publisher, "_send", real_send)
     retry = await ingest.post("/v1/events", json=body)
-    assert await retry.json() == {"accepted": 2, "duplicates": 0, "superseded": 0, "rejected": []}
+    assert await retry.json() == {"accepted": 2, "duplicates": 0, "superseded": 0, **NONE_REJECTED}
     records = await _published(ingest.settings, 2)
     assert sorted(e.play.play_id for e in events_of(r.value for r in records)) == ["5", "6"]
 
@@ -205,3 +206,72 @@ def test_batches_keep_order_per_game_and_stay_small() -> None:
               for i, g in enumerate(["A", "B", "A", "A", "B"])]  # fmt: skip
     assert batch_by_game(events) == [("A", [0, 2, 3]), ("B", [1, 4])]
     assert batch_by_game(events, limit=2) == [("A", [0, 2]), ("B", [1, 4]), ("A", [3])]
+
+
+async def test_a_body_over_the_events_limit_is_413_before_it_is_read_whole(ingest: Any) -> None:
+    big = b"[" + b" " * 300000 + b"]"
+    resp = await ingest.post("/v1/events", data=big, headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    error = (await resp.json())["error"]
+    assert error["code"] == "payload_too_large" and "200000" in error["message"]
+
+    async def chunks() -> Any:  # no Content-Length: counted while reading
+        for _ in range(10):
+            yield b" " * 50000
+
+    chunked = await ingest.post("/v1/events", data=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status == 413
+
+
+async def test_rejections_are_summarised_with_an_exact_count(ingest: Any) -> None:
+    bad = [{**event_dict(play_id=str(i)), "type": "x" * 1000} for i in range(100)]
+    resp = await ingest.post("/v1/events", json=[event_dict(play_id="good"), *bad])
+    body = await resp.json()
+    assert resp.status == 202 and body["accepted"] == 1
+    assert (body["rejected_count"], body["rejected_truncated"], len(body["rejected"])) == (100, True, 20)
+    assert [r["index"] for r in body["rejected"]] == list(range(1, 21))
+    assert all(len(e["message"]) <= 200 for r in body["rejected"] for e in r["errors"])
+    nothing = await ingest.post("/v1/events", json=[{"type": "play_recorded", "x": "y" * 50}] * 2000)
+    assert nothing.status == 422 and len(await nothing.read()) < 10_000
+    error = (await nothing.json())["error"]
+    assert len(error["details"]) == 20 and "2000" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"description": "a\u0000b"}, "play.description"),
+        ({"sequence": 2**63}, "play.sequence"),
+        ({"yards_gained": -(2**40)}, "play.yards_gained"),
+        ({"formation": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": {"k": {"l": {"m": {"n": {"o": 1}}}}}}}}}}}}}}}},
+         "play.formation.a.b.c.d.e.f.g.h.i.j.k.l.m.n"),
+    ],
+)  # fmt: skip
+async def test_what_no_store_can_keep_is_rejected_by_field(
+    ingest: Any, change: dict[str, Any], field: str
+) -> None:
+    resp = await ingest.post(
+        "/v1/events", json=[event_dict(play_id="ok"), event_dict(play_id="bad", **change)]
+    )
+    body = await resp.json()
+    assert resp.status == 202 and body["accepted"] == 1
+    [rejected] = body["rejected"]
+    assert rejected["index"] == 1 and rejected["errors"][0]["field"] == field, rejected
+
+
+async def test_deep_nesting_and_encodings_are_4xx_never_500(ingest: Any) -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    resp = await ingest.post("/v1/events", data=deep, headers={"Content-Type": "application/json"})
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "malformed_json"
+    deep_formation = msgspec.json.encode(event_dict(play_id="deep", formation={"x": "DEEP"}))
+    lines = deep_formation.replace(b'"DEEP"', deep) + b"\n" + msgspec.json.encode(event_dict())
+    mixed = await ingest.post("/v1/events", data=lines, headers=NDJSON)
+    body = await mixed.json()
+    assert (
+        mixed.status == 202
+        and body["rejected_count"] == 1
+        and "deeper" in body["rejected"][0]["errors"][0]["message"]
+    )
+    gz = await ingest.post("/v1/events", data=b"\x1f\x8b", headers={"Content-Type": "application/json",
+                                                                   "Content-Encoding": "gzip"})  # fmt: skip
+    assert gz.status == 415 and (await gz.json())["error"]["code"] == "unsupported_encoding"
