@@ -4,7 +4,9 @@ their own database, topics, consumer groups and Redis key prefix; removed afterw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,11 +18,22 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
+from services.gateway import keyset
 from shared.config import KafkaSettings, Settings
 from shared.kafka import delete_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"ingest": 18081, "query": 18082, "analytics": 18083, "live": 18084, "gateway": 18080}
+# The gateway holds two descriptors per WebSocket viewer (bench/gateway.py connects 10,000).
+OPEN_FILES = 65536
+
+
+def _raise_open_files() -> None:
+    """In each service process: as many descriptors as allowed (as root, past the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES if os.geteuid() == 0 else max(soft, hard)
+    with contextlib.suppress(ValueError, OSError):  # not allowed: keep what the parent had
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
 
 
 def _cpu(pid: int, tick: int) -> float:
@@ -61,10 +74,18 @@ class BenchStack:
     def __repr__(self) -> str:
         return f"BenchStack({self.prefix!r}, running={sorted(self.procs)})"
 
+    def jwt_keys_file(self) -> Path:
+        """The benchmark gateway's own signing keys, made on first use under .local/."""
+        path = ROOT / ".local" / "secrets" / "bench-jwt-keys.json"
+        if not path.exists():
+            keyset.write(path, [keyset.new_key()])
+        return path
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ, DATABASE_URL=self.database_url, KAFKA_TOPIC_PREFIX=self.prefix,
                    KAFKA_BOOTSTRAP=self.kafka.bootstrap, REDIS_URL=self.redis_url, LOG_LEVEL=self.log_level,
-                   LOG_JSON="true", RATE_LIMIT_PER_MINUTE="100000000")  # fmt: skip
+                   LOG_JSON="true", RATE_LIMIT_PER_MINUTE="100000000",
+                   RATE_LIMIT_IP_PER_MINUTE="100000000", JWT_KEYS_FILE=str(self.jwt_keys_file()))  # fmt: skip
         for name, port in SERVICES.items():
             env[f"{name.upper()}_PORT"] = str(port)
             env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
@@ -81,7 +102,8 @@ class BenchStack:
         for name in SERVICES:
             with open(logs / f"bench-{name}.log", "ab") as log:
                 self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
-                                                    env=self.env(), stdout=log, stderr=log)  # fmt: skip
+                                                    env=self.env(), stdout=log, stderr=log,
+                                                    preexec_fn=_raise_open_files)  # fmt: skip
         await self._wait_ready()
         return self
 

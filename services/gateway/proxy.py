@@ -11,7 +11,7 @@ from structlog.contextvars import get_contextvars
 from yarl import URL
 
 from services.gateway.auth import Handler
-from services.gateway.keys import CLIENT, PRINCIPAL
+from services.gateway.keys import PRINCIPAL, UPSTREAM_POOLS
 from shared.errors import ApiError, bad_request
 from shared.http import SETTINGS
 from shared.logging import get_logger
@@ -19,7 +19,7 @@ from shared.telemetry import inject_http
 
 log = get_logger(__name__)
 # Only these pass through; anything else a client sends (X-Snapline-*, Authorization) stays here.
-REQUEST_HEADERS = ("Content-Type", "Content-Encoding", "Accept", "Accept-Encoding", "If-None-Match")
+REQUEST_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "If-None-Match")
 RESPONSE_HEADERS = (
     "Content-Type", "Content-Encoding", "Retry-After", "Location", "Cache-Control", "ETag",
     "Last-Modified", "Content-Disposition", "Vary",
@@ -97,10 +97,11 @@ def proxy_to(name: str) -> Handler:
     async def forward(request: web.Request) -> web.StreamResponse:
         limit = _Limit(request.app[SETTINGS].max_body_bytes)
         headers = upstream_headers(request)
+        url = upstream_url(request, name)
         try:
-            async with request.app[CLIENT].request(
-                request.method, upstream_url(request, name), headers=headers, data=_body(request, limit),
-                allow_redirects=False,
+            # The pooled connection is held until the body has been relayed; a wait for one is bounded.
+            async with request.app[UPSTREAM_POOLS][name].connection() as session, session.request(
+                request.method, url, headers=headers, data=_body(request, limit), allow_redirects=False,
             ) as upstream:  # fmt: skip
                 return await _relay(request, upstream, name, headers["X-Request-ID"])
         except aiohttp.ClientConnectorError as exc:

@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 from services.live.keys import HUB, OPTIONS, REDIS, SEQUENCER
 from services.live.messages import error
 from services.live.session import Session
+from shared.http import SETTINGS
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -27,7 +28,9 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     """GET /v1/live: subscribe, unsubscribe and resume over one WebSocket."""
     request.app[REDIS].get()  # 503 before the upgrade while Redis is not connected
     hub = request.app[HUB]
-    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=MAX_CLIENT_MESSAGE)
+    # permessage-deflate keeps a compressor per socket (~100 KB); off unless LIVE_WS_COMPRESS is set.
+    compress = request.app[SETTINGS].live_ws_compress
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=MAX_CLIENT_MESSAGE, compress=compress)
     await ws.prepare(request)
     client = hub.connect(ws, peer=request.remote or "")
     session = Session(client, hub, request.app[SEQUENCER], request.app[OPTIONS].max_games_per_client)

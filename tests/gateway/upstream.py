@@ -49,7 +49,27 @@ async def big(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def live(request: web.Request) -> web.WebSocketResponse:
+class Hold:
+    """A request the upstream keeps open: `arrived` when it is in, answered once `release` is set."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+
+
+HOLDS: dict[str, Hold] = {}
+
+
+async def hold(request: web.Request) -> web.Response:
+    held = HOLDS.setdefault(request.query["id"], Hold())
+    held.arrived.set()
+    await asyncio.wait_for(held.release.wait(), 30)
+    return web.json_response({"held": request.query["id"]})
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    if request.query.get("refuse"):
+        return web.json_response({"error": {"code": "no", "message": "no", "details": []}}, status=403)
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     await ws.send_json(
@@ -58,6 +78,14 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     async for msg in ws:
         if msg.type is WSMsgType.TEXT and msg.data == "close":
             await ws.close(code=4000, message=b"bye")
+        elif msg.type is WSMsgType.TEXT and msg.data.startswith("close:"):  # close:<code>:<reason>
+            _, code, reason = msg.data.split(":", 2)
+            await ws.close(code=int(code), message=reason.encode())
+        elif msg.type is WSMsgType.TEXT and msg.data == "drop":
+            assert request.transport is not None
+            request.transport.abort()
+        elif msg.type is WSMsgType.TEXT and msg.data.startswith("big:"):  # big:<bytes>: one large text frame
+            await ws.send_str("x" * int(msg.data[4:]))
         elif msg.type is WSMsgType.TEXT:
             await ws.send_str("echo:" + msg.data)
         elif msg.type is WSMsgType.BINARY:
@@ -68,6 +96,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 def upstream_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/v1/plays/slow", slow)
+    app.router.add_get("/v1/plays/hold", hold)
     app.router.add_get("/v1/imports/big", big)
     app.router.add_get("/v1/live", live)
     app.router.add_get("/live/{game_id}", page)

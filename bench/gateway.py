@@ -1,0 +1,318 @@
+"""Gateway benchmark: what the gateway adds to a REST call, and 10,000 idle viewers through it.
+
+Starts its own five service processes (bench/stack.py) and, in one run, measures:
+  (a) an authenticated (API key), rate-limited GET /v1/teams through the gateway against the same
+      GET sent to the query service directly: p50/p99 and requests/s at 1 and at --concurrency
+      clients (each run bounded by --requests and --seconds);
+  (b) --viewers idle WebSocket viewers on /v1/live through the gateway, joined as fast as the
+      viewer processes go: the time to connect them all, RSS per connection at the gateway and at
+      live, and REST through the gateway while they are connected against before.
+The viewers are raw asyncio clients (handshake, then answer pings) spread over --workers
+processes, so the load generator stays light on a 2-core machine; everything is on loopback.
+
+    python bench/gateway.py [--viewers 10000] [--workers 2] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stack import OPEN_FILES, SERVICES, BenchStack
+from services.gateway.accounts import create_key
+from shared.config import Settings
+from shared.db import migrate
+
+GATEWAY = f"http://127.0.0.1:{SERVICES['gateway']}"
+QUERY = f"http://127.0.0.1:{SERVICES['query']}"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def open_files(pid: int) -> int:
+    """The soft limit on open files of process `pid`."""
+    return int(Path(f"/proc/{pid}/limits").read_text().split("Max open files")[1].split()[0])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def rest_run(
+    url: str, headers: dict[str, str], clients: int, requests: int, seconds: float
+) -> dict[str, float]:
+    """`clients` loops of GET `url` until `requests` were made or `seconds` passed: p50, p99 (ms), req/s."""
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as http:
+
+        async def client() -> None:
+            nonlocal failures
+            while len(latencies) + failures < requests and time.perf_counter() < deadline:
+                started = time.perf_counter()
+                async with http.get(url, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        failures += 1
+                        continue
+                latencies.append(time.perf_counter() - started)
+
+        for _ in range(min(50, requests)):  # warm the connections and caches
+            async with http.get(url, headers=headers) as resp:
+                await resp.read()
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
+            "rps": len(latencies) / elapsed, "n": len(latencies), "failed": failures}  # fmt: skip
+
+
+# viewer worker: python bench/gateway.py --viewer-worker COUNT KEY
+
+
+class Viewer(asyncio.Protocol):
+    """A minimal WebSocket client: the upgrade, then pongs for live's pings; everything else is dropped."""
+
+    __slots__ = ("_buffer", "_key", "_upgraded", "ready", "transport")
+
+    def __init__(self, key: str, ready: asyncio.Future[bool]) -> None:
+        self._key = key
+        self._buffer = bytearray()
+        self._upgraded = False
+        self.ready = ready
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\nX-API-Key: {self._key}\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if not self._upgraded:
+            head, sep, rest = bytes(self._buffer).partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self._upgraded = True
+            self._buffer = bytearray(rest)
+            if not self.ready.done():
+                self.ready.set_result(head.startswith(b"HTTP/1.1 101"))
+        self._frames()
+
+    def _frames(self) -> None:
+        buf = self._buffer
+        while len(buf) >= 2:
+            short = buf[1] & 0x7F
+            size = 2 + (2 if short == 126 else 8 if short == 127 else 0)
+            if len(buf) < size:
+                return
+            length = int.from_bytes(buf[2:size], "big") if size > 2 else short
+            if len(buf) < size + length:
+                return
+            if buf[0] & 0x0F == 0x9 and self.transport is not None:  # ping: a masked pong, zero mask
+                self.transport.write(
+                    bytes((0x8A, 0x80 | length)) + b"\0\0\0\0" + bytes(buf[size : size + length])
+                )
+            del buf[: size + length]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_result(False)
+
+
+async def viewer_worker(count: int, key: str, in_flight: int) -> None:
+    """Connect `count` viewers, print how it went, hold them until stdin says stop (or 300 s)."""
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(in_flight)
+    viewers: list[Viewer] = []
+    failed = 0
+
+    async def one() -> None:
+        nonlocal failed
+        async with gate:
+            ready: asyncio.Future[bool] = loop.create_future()
+            try:
+                async with asyncio.timeout(30):
+                    _, viewer = await loop.create_connection(lambda: Viewer(key, ready), "127.0.0.1",
+                                                             SERVICES["gateway"])  # fmt: skip
+                    ok = await ready
+            except (OSError, TimeoutError):
+                ok = False
+            if ok:
+                viewers.append(viewer)
+            else:
+                failed += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    print(json.dumps({"connected": len(viewers), "failed": failed, "seconds": time.perf_counter() - started}),
+          flush=True)  # fmt: skip
+    try:
+        async with asyncio.timeout(300):
+            await loop.run_in_executor(None, sys.stdin.readline)
+    except TimeoutError:
+        pass
+    alive = sum(1 for v in viewers if v.transport is not None and not v.transport.is_closing())
+    for viewer in viewers:
+        if viewer.transport is not None:
+            viewer.transport.close()
+    print(json.dumps({"alive_at_end": alive}), flush=True)
+
+
+async def viewers_run(
+    stack: BenchStack, key: str, total: int, workers: int
+) -> tuple[dict[str, float], list[subprocess.Popen[str]]]:
+    """Start the viewer processes; once all report, the figures (the processes keep their viewers)."""
+    share = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--viewer-worker", str(n), key], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for n in share]  # fmt: skip
+    reading = asyncio.gather(*(asyncio.to_thread(p.stdout.readline) for p in procs if p.stdout))
+    reports = await asyncio.wait_for(reading, 180)  # each viewer has 30 s; the whole join 180 s
+    seconds = time.perf_counter() - started
+    parsed = [json.loads(r) for r in reports]
+    return {"connected": sum(r["connected"] for r in parsed), "failed": sum(r["failed"] for r in parsed),
+            "seconds": seconds}, procs  # fmt: skip
+
+
+def stop_viewers(procs: list[subprocess.Popen[str]]) -> int:
+    alive = 0
+    for proc in procs:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+        alive += json.loads(proc.stdout.readline() or '{"alive_at_end": 0}')["alive_at_end"]
+        proc.wait(timeout=60)
+    return alive
+
+
+def table(rows: list[tuple[str, str, str, str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, row in enumerate(rows):
+        print(
+            " | ".join(
+                cell.ljust(widths[j]) if j == 0 else cell.rjust(widths[j]) for j, cell in enumerate(row)
+            )
+        )
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = Settings.from_env("bench")
+    async with BenchStack(settings) as stack:
+        pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+        await migrate(pool, "services.gateway")
+        _, key, _ = await create_key(pool, "bench-viewer", "viewer")
+        await pool.close()
+        headers = {"X-API-Key": key}
+        r, c = args.requests, args.concurrency
+        direct1 = await rest_run(f"{QUERY}/v1/teams", {}, 1, r, args.seconds)
+        gate1 = await rest_run(f"{GATEWAY}/v1/teams", headers, 1, r, args.seconds)
+        directc = await rest_run(f"{QUERY}/v1/teams", {}, c, r, args.seconds)
+        gatec = await rest_run(f"{GATEWAY}/v1/teams", headers, c, r, args.seconds)
+        gw, live = stack.procs["gateway"].pid, stack.procs["live"].pid
+        # Two descriptors per viewer at the gateway and 1,000 kept for REST: without CAP_SYS_RESOURCE
+        # the hard limit on open files (20,000 here) caps the viewers.
+        limit = min(OPEN_FILES, open_files(gw))
+        if args.viewers > (limit - 1000) // 2:
+            print(f"the gateway may open {limit} files: {args.viewers:,} viewers -> {(limit - 1000) // 2:,}")
+            args.viewers = (limit - 1000) // 2
+        rss_before = rss_kib(gw), rss_kib(live)
+        joined, procs = await viewers_run(stack, key, args.viewers, args.workers)
+        try:
+            await asyncio.sleep(2)  # let both services settle before reading RSS
+            rss_after = rss_kib(gw), rss_kib(live)
+            held1 = await rest_run(f"{GATEWAY}/v1/teams", headers, 1, r, args.seconds)
+            heldc = await rest_run(f"{GATEWAY}/v1/teams", headers, c, r, args.seconds)
+        finally:
+            alive = stop_viewers(procs)
+    n = max(1, joined["connected"])
+    print(f"\n== gateway benchmark ({os.cpu_count()} cores; loopback; {args.workers} viewer processes)\n")
+    rows = [("GET /v1/teams (API key, rate-limited)", "direct to query", "through gateway", "ratio / added")]
+    for label, d, g in (("1 client", direct1, gate1), (f"{c} clients", directc, gatec)):
+        rows.append(
+            (f"{label}: p50 ms", f"{d['p50']:.2f}", f"{g['p50']:.2f}", f"+{g['p50'] - d['p50']:.2f} ms")
+        )
+        rows.append(
+            (f"{label}: p99 ms", f"{d['p99']:.2f}", f"{g['p99']:.2f}", f"+{g['p99'] - d['p99']:.2f} ms")
+        )
+        rows.append(
+            (f"{label}: requests/s", f"{d['rps']:.0f}", f"{g['rps']:.0f}", f"{g['rps'] / d['rps']:.2f}x")
+        )
+    table(rows)
+    print()
+    rows = [(f"{args.viewers:,} idle viewers on /v1/live", "before", "while connected", "ratio")]
+    rows.append(("connected / failed", "", f"{joined['connected']:,} / {joined['failed']:,}", ""))
+    rows.append(("time to connect all, s", "", f"{joined['seconds']:.1f}", f"{n / joined['seconds']:.0f}/s"))
+    for label, i in (("gateway", 0), ("live", 1)):
+        per = (rss_after[i] - rss_before[i]) / n
+        rows.append((f"{label} RSS MiB (KiB per viewer)", f"{rss_before[i] / 1024:.0f}", f"{rss_after[i] / 1024:.0f}",
+                     f"{per:.1f} KiB"))  # fmt: skip
+    for label, b, h in (("1 client", gate1, held1), (f"{c} clients", gatec, heldc)):
+        rows.append(
+            (
+                f"REST via gateway, {label}: p50 ms",
+                f"{b['p50']:.2f}",
+                f"{h['p50']:.2f}",
+                f"{h['p50'] / b['p50']:.2f}x",
+            )
+        )
+        rows.append(
+            (
+                f"REST via gateway, {label}: p99 ms",
+                f"{b['p99']:.2f}",
+                f"{h['p99']:.2f}",
+                f"{h['p99'] / b['p99']:.2f}x",
+            )
+        )
+    rows.append(("viewers still connected at the end", "", f"{alive:,}", ""))
+    table(rows)
+    failures = sum(int(x["failed"]) for x in (direct1, gate1, directc, gatec, held1, heldc))
+    print(f"\nREST failures: {failures}; targets: <= 1 ms p50 added, {args.viewers:,} viewers < 30 s, "
+          "REST p99 unaffected, <= 20 KB per idle connection at each hop")  # fmt: skip
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--viewers", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2, help="viewer processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="REST clients of the concurrent runs")
+    parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per REST run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="and at most this long")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--viewer-worker":
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        asyncio.run(viewer_worker(int(sys.argv[2]), sys.argv[3], in_flight=50))
+    else:
+        asyncio.run(main(parse()))
