@@ -8,13 +8,14 @@ LOCAL := .local
 STAMP := $(VENV)/.installed
 SAMPLE_GAME ?= 2019090800
 
-.PHONY: help up down status test lint format bench infra infra-down services services-down data sample venv clean
+.PHONY: help up down status test fuzz lint format bench infra infra-down services services-down data sample venv clean
 
 help:
 	@echo "make up      set up what is missing, start infrastructure + five services, load a real game"
 	@echo "make test    the same set-up, then the whole test suite"
 	@echo "make down    stop everything 'make up' started (by pid files)"
 	@echo "make status  what is running"
+	@echo "make fuzz    schemathesis over the running gateway's /openapi.json (FUZZ_EXAMPLES per operation)"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   benchmarks under bench/ (figures beside the raw baselines)"
 
@@ -57,6 +58,11 @@ status:
 
 test: services data
 	@$(BIN)/python -m pytest -q
+
+# Every operation of /openapi.json, bounded (FUZZ_EXAMPLES, default 30: about a minute on 2 cores);
+# fails on any server error or schema violation, and removes the keys and data it made.
+fuzz: services
+	@$(BIN)/python -m tests.security.fuzz
 
 lint: venv
 	@$(BIN)/ruff check .

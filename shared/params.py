@@ -9,9 +9,38 @@ from shared.errors import ApiError
 
 SEASON_TYPES = frozenset({"PRE", "REG", "POST"})
 Parser = Callable[[str], Any]
+# One item of a comma-separated list: no comma, no NUL, not blank (items are stripped).
+ITEM_PATTERN = r"^[^,\u0000]*[^,\s\u0000][^,\u0000]*$"
 
 
-def integer(lo: int, hi: int) -> Parser:
+class Param:
+    """A parser that also says, as JSON Schema, what it accepts (the gateway's OpenAPI document reads it).
+
+    `many`: the value is a comma-separated list (OpenAPI `style: form, explode: false`).
+    """
+
+    __slots__ = ("many", "parse", "schema")
+
+    def __init__(self, parse: Parser, schema: dict[str, Any], many: bool = False) -> None:
+        self.parse = parse
+        self.schema = schema
+        self.many = many
+
+    def __call__(self, raw: str) -> Any:
+        return self.parse(raw)
+
+    def __repr__(self) -> str:
+        return f"Param({self.schema!r}, many={self.many})"
+
+
+def schema_of(parser: Parser) -> tuple[dict[str, Any], bool]:
+    """The JSON Schema of a parser's values and whether it takes a list (a bare string for plain callables)."""
+    if isinstance(parser, Param):
+        return parser.schema, parser.many
+    return {"type": "string"}, False
+
+
+def integer(lo: int, hi: int) -> Param:
     def parse(raw: str) -> int:
         try:
             value = int(raw)
@@ -21,15 +50,19 @@ def integer(lo: int, hi: int) -> Parser:
             raise ValueError(f"{value} is outside {lo}..{hi}")
         return value
 
-    return parse
+    return Param(parse, {"type": "integer", "minimum": lo, "maximum": hi})
 
 
-def integers(lo: int, hi: int) -> Parser:
+def integers(lo: int, hi: int) -> Param:
     one = integer(lo, hi)
-    return lambda raw: [one(part) for part in _split(raw)]
+    return Param(lambda raw: [one(part) for part in _split(raw)], _list(one.schema), many=True)
 
 
-def boolean(raw: str) -> bool:
+def _list(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item, "minItems": 1}
+
+
+def _boolean(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("true", "1", "yes"):
         return True
@@ -38,21 +71,25 @@ def boolean(raw: str) -> bool:
     raise ValueError(f"{raw!r} is not a boolean (true or false)")
 
 
-def text(max_len: int = 64) -> Parser:
+boolean = Param(_boolean, {"type": "boolean"})
+
+
+def text(max_len: int = 64) -> Param:
     def parse(raw: str) -> str:
         if not raw or len(raw) > max_len:
             raise ValueError(f"must be 1..{max_len} characters")
         return raw
 
-    return parse
+    return Param(parse, {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": "^[^\\u0000]*$"})
 
 
-def texts(max_len: int = 64, upper: bool = False) -> Parser:
+def texts(max_len: int = 64, upper: bool = False) -> Param:
     one = text(max_len)
-    return lambda raw: [one(p.upper() if upper else p) for p in _split(raw)]
+    item = {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": ITEM_PATTERN}
+    return Param(lambda raw: [one(p.upper() if upper else p) for p in _split(raw)], _list(item), many=True)
 
 
-def choice(options: frozenset[str], upper: bool = True) -> Parser:
+def choice(options: frozenset[str], upper: bool = True) -> Param:
     def parse(raw: str) -> list[str]:
         values = [p.upper() if upper else p for p in _split(raw)]
         bad = [v for v in values if v not in options]
@@ -60,7 +97,7 @@ def choice(options: frozenset[str], upper: bool = True) -> Parser:
             raise ValueError(f"{', '.join(bad)} not one of {', '.join(sorted(options))}")
         return values
 
-    return parse
+    return Param(parse, _list({"type": "string", "enum": sorted(options)}), many=True)
 
 
 def _split(raw: str) -> list[str]:
