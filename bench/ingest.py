@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rawpath import raw_path
 from bench.stack import BenchStack
-from services.gateway.accounts import add_api_key
+from services.gateway.accounts import create_key
 from services.ingest import gamecenter as gc
 from shared.config import Settings
 from shared.db import migrate
@@ -81,7 +81,7 @@ async def platform_path(
 ) -> dict[str, float]:
     pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
     await migrate(pool, "services.gateway")
-    key = await add_api_key(pool, "bench", "feed")
+    _, key, _ = await create_key(pool, "bench", "feed")
     await pool.close()
     with zipfile.ZipFile(WHEEL) as wheel:
         schedule, players = wheel.read("nflgame/schedule.json"), wheel.read("nflgame/players.json")

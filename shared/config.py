@@ -33,6 +33,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap: str = "127.0.0.1:19092"
@@ -64,12 +73,45 @@ class Settings:
     trace_exporter: str = "none"
     shutdown_timeout: float = 15.0
     max_body_bytes: int = 64 * 1024 * 1024
+    # HTTP input limits (parser limits answer in the JSON error format; see shared/server.py).
+    # 8 KiB request line: the longest real URL, /v1/plays with a few dozen game ids, is under 2 KiB;
+    # it is what Apache and nginx allow by default. 16 KiB per header line: a bearer token and a
+    # browser's cookies fit with room to spare. 100 headers: browsers and proxies send under 30.
+    max_line_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    # POST /v1/events: a feed posts a few plays at a time, `snapline import` 4 games a request.
+    max_events_body_bytes: int = 8 * 1024 * 1024
     # gateway
-    jwt_secret: str = "dev-only-change-me-snapline-jwt-secret"
+    # gateway identity: Ed25519 signing keys in a file of the installation's own (make up writes
+    # .local/secrets/jwt-keys.json); no default, so nothing in the repository signs by default.
+    jwt_keys_file: str = ""
+    jwt_issuer: str = "snapline"
+    jwt_audience: str = "snapline-api"
+    development: bool = False  # SNAPLINE_DEVELOPMENT: allows the key set that ships in deploy/dev/
     access_token_ttl: int = 900
     refresh_token_ttl: int = 14 * 24 * 3600
-    rate_limit_per_minute: int = 6000
+    password_hash_concurrency: int = 2  # argon2id hashes at once: 64 MiB and one core each
+    # gateway limits, per minute (GCRA: the whole budget may be spent at once, then it refills)
+    rate_limit_per_minute: int = 6000  # per user or API key
+    rate_limit_ip_per_minute: int = 12000  # per client address, every request (offices share one)
+    auth_failures_per_minute: int = 30  # failed authentications per client address
+    signin_ip_per_minute: int = 20  # sign-in attempts per client address
+    signin_account_ip_per_minute: int = 5  # per username from one address
+    signin_account_per_minute: int = 50  # per username from all addresses (> signin_ip: no lockout by one)
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
     upstreams: Mapping[str, str] = field(default_factory=dict)
+    # gateway upstream capacity
+    # REST connections per upstream service (each has its own pool; WebSockets use none of them).
+    # 64: one upstream process answers a few thousand requests/s at 5-20 ms each, which Little's
+    # law puts at 10-60 in flight; more only queues inside the upstream, where no timeout or 503
+    # can reach it, while a caller waiting here gets a 503 + Retry-After after the acquire timeout.
+    upstream_connections: int = 64
+    upstream_acquire_timeout: float = 2.0  # seconds a request may wait for a pooled connection
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 120.0  # between reads, never a whole long stream
+    # The live service's side of the same sockets: permessage-deflate costs ~100 KB per viewer.
+    live_ws_compress: bool = False
     # consumers
     consumer_group: str = ""
     consumer_batch: int = 500
@@ -84,6 +126,10 @@ class Settings:
             for name, port in DEFAULT_PORTS.items()
             if name != "gateway"
         }
+        if env.get("JWT_SECRET"):
+            raise SettingsError(
+                "JWT_SECRET is no longer used: access tokens are signed with Ed25519 keys from JWT_KEYS_FILE"
+            )
         log_json = env.get("LOG_JSON")
         return cls(
             service=service,
@@ -102,11 +148,31 @@ class Settings:
             trace_exporter=env.get("TRACE_EXPORTER", "none"),
             shutdown_timeout=_float(env, "SHUTDOWN_TIMEOUT", 15.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024 * 1024),
-            jwt_secret=env.get("JWT_SECRET", cls.jwt_secret),
+            max_line_bytes=_int(env, "MAX_LINE_BYTES", 8 * 1024),
+            max_header_bytes=_int(env, "MAX_HEADER_BYTES", 16 * 1024),
+            max_headers=_int(env, "MAX_HEADERS", 100),
+            max_events_body_bytes=_int(env, "MAX_EVENTS_BODY_BYTES", 8 * 1024 * 1024),
+            jwt_keys_file=env.get("JWT_KEYS_FILE", ""),
+            jwt_issuer=env.get("JWT_ISSUER", cls.jwt_issuer),
+            jwt_audience=env.get("JWT_AUDIENCE", cls.jwt_audience),
+            development=_bool(env, "SNAPLINE_DEVELOPMENT"),
             access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", 900),
             refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", 14 * 24 * 3600),
+            password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2),
             rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 6000),
+            rate_limit_ip_per_minute=_int(env, "RATE_LIMIT_IP_PER_MINUTE", 12000),
+            auth_failures_per_minute=_int(env, "AUTH_FAILURES_PER_MINUTE", 30),
+            signin_ip_per_minute=_int(env, "SIGNIN_IP_PER_MINUTE", 20),
+            signin_account_ip_per_minute=_int(env, "SIGNIN_ACCOUNT_IP_PER_MINUTE", 5),
+            signin_account_per_minute=_int(env, "SIGNIN_ACCOUNT_PER_MINUTE", 50),
+            trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
             upstreams=upstreams,
+            # gateway upstream capacity
+            upstream_connections=_int(env, "GATEWAY_UPSTREAM_CONNECTIONS", 64),
+            upstream_acquire_timeout=_float(env, "GATEWAY_UPSTREAM_ACQUIRE_TIMEOUT", 2.0),
+            upstream_connect_timeout=_float(env, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT", 5.0),
+            upstream_read_timeout=_float(env, "GATEWAY_UPSTREAM_READ_TIMEOUT", 120.0),
+            live_ws_compress=env.get("LIVE_WS_COMPRESS", "").lower() in ("1", "true", "yes"),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),
         )

@@ -1,4 +1,4 @@
-"""`snapline user add NAME --role ROLE`: create or update a user; the password comes on stdin."""
+"""`snapline user add NAME --role ROLE`: create or update a user through the admin API; the password comes on stdin."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import asyncio
 import getpass
 import sys
 
-from services.gateway.accounts import ALLOWED_ROLES, upsert_user
-from shared.config import Settings
-from snapline_cli.gatewaydb import CliError, gateway_db, name_arg, role_arg
+from services.gateway.accounts import ALLOWED_ROLES
+from snapline_cli.admin import CliError, add_connection_args, call, message, name_arg, role_arg
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,10 +17,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add = actions.add_parser(
         "add",
         help="create a user, or set an existing user's password and role",
-        description="The password is read from standard input (one line).",
+        description="The password is read from standard input (one line). Needs an admin API key.",
     )
     add.add_argument("name", type=name_arg, metavar="NAME")
     add.add_argument("--role", type=role_arg, required=True, help=f"one of {ALLOWED_ROLES}")
+    add_connection_args(add)
     add.set_defaults(run=run_add)
 
 
@@ -34,15 +34,24 @@ def read_password() -> str:
     return password
 
 
-async def _add(settings: Settings, name: str, password: str, role: str) -> bool:
-    async with gateway_db(settings) as pool:
-        return await upsert_user(pool, name, password, role)
+async def _add(args: argparse.Namespace, password: str) -> bool:
+    body = {"username": args.name, "password": password, "role": args.role}
+    status, data = await call(args, "POST", "/v1/admin/users", body)
+    if status == 201:
+        return True
+    if status == 409:
+        status, data = await call(
+            args, "PATCH", f"/v1/admin/users/{args.name}", {"password": password, "role": args.role}
+        )
+        if status == 200:
+            return False
+    raise CliError(f"the gateway answered {status}: {message(data)}")
 
 
 def run_add(args: argparse.Namespace) -> int:
     try:
         password = read_password()
-        created = asyncio.run(_add(Settings.from_env("cli"), args.name, password, args.role))
+        created = asyncio.run(_add(args, password))
     except CliError as exc:
         print(f"snapline user add: {exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from services.gateway.accounts import add_api_key
+from services.gateway.accounts import create_key
 from shared.config import Settings
 from shared.db import migrate
 
@@ -42,9 +42,9 @@ async def stack_db() -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def stack_keys(stack_db: asyncpg.Pool, unique: str) -> AsyncIterator[dict[str, str]]:
     """API keys of this test's own for the roles feed and viewer."""
-    made = {role: await add_api_key(stack_db, f"t-{unique}-{role}", role) for role in ("feed", "viewer")}
+    made = {role: (await create_key(stack_db, f"t-{unique}-{role}", role))[1] for role in ("feed", "viewer")}
     yield made
-    await stack_db.execute("DELETE FROM gateway_api_keys WHERE name LIKE $1", f"t-{unique}-%")
+    await stack_db.execute("DELETE FROM gateway_keys WHERE name LIKE $1", f"t-{unique}-%")
 
 
 async def remove_game(pool: asyncpg.Pool, game_id: str, player_prefix: str | None = None) -> None:

@@ -15,6 +15,7 @@ export KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}
 export DATABASE_URL=${DATABASE_URL:-postgresql://snapline:snapline@127.0.0.1:$PG_PORT/snapline}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 export GATEWAY_URL=${GATEWAY_URL:-http://127.0.0.1:8080}
+export JWT_KEYS_FILE=${JWT_KEYS_FILE:-$LOCAL/secrets/jwt-keys.json}
 mkdir -p "$LOGS" "$RUN"
 
 log() { printf '[snapline] %s\n' "$*" >&2; }

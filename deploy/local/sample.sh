@@ -11,13 +11,13 @@ PASSWORD_FILE=$LOCAL/admin.password
 ensure_credentials() {
   if [ ! -s "$KEY_FILE" ] || [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $(cat "$KEY_FILE")" \
         "$GATEWAY_URL/v1/teams")" != 200 ]; then
-    "$CLI" key add local-admin --role admin 2>/dev/null | tail -n 1 >"$KEY_FILE"
-    chmod 600 "$KEY_FILE"
+    # The first admin key comes from the gateway's own bootstrap; everything after it goes
+    # through the admin API, as any admin's would.
+    (umask 077 && "$ROOT/.venv/bin/python" -m services.gateway.bootstrap local-admin --role admin >"$KEY_FILE")
   fi
   if [ ! -s "$PASSWORD_FILE" ]; then
-    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$PASSWORD_FILE"
-    chmod 600 "$PASSWORD_FILE"
-    "$CLI" user add admin --role admin <"$PASSWORD_FILE" >/dev/null 2>&1
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$PASSWORD_FILE")
+    SNAPLINE_API_KEY=$(cat "$KEY_FILE") "$CLI" user add admin --role admin <"$PASSWORD_FILE" >/dev/null
   fi
 }
 

@@ -12,6 +12,8 @@ PY=$ROOT/.venv/bin/python
 start() {
   local name
   cd "$ROOT"
+  # The gateway's signing keys: made once per installation, readable by its owner only.
+  "$PY" -m services.gateway.keyset ensure "$JWT_KEYS_FILE"
   for name in "${SERVICES[@]}"; do
     if pid_alive "$RUN/svc-$name.pid"; then
       log "$name already running (pid $(cat "$RUN/svc-$name.pid"))"; continue

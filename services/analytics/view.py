@@ -20,7 +20,6 @@ import msgspec
 from shared.events import Int32, LaterRevision, NonEmpty, Revision, SeasonType, Side, TeamCode, view_decoder
 
 
-
 class GameView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     game_id: NonEmpty
     season: Annotated[int, msgspec.Meta(ge=1920, le=2100)]

@@ -8,18 +8,29 @@ from aiohttp import web
 
 from services.gateway.accounts import Principal
 from services.gateway.keycache import KeyCache
-from services.gateway.ratelimit import RateLimiter
+from services.gateway.keyset import KeySet
+from services.gateway.ratelimit import RateLimiter, Verdict
+from services.gateway.splice import Splices
+from services.gateway.tokens import Tokens
+from services.gateway.upstreams import UpstreamPool
 from shared.db import Pools
 from shared.deps import Dependency
 
 POSTGRES = web.AppKey("postgres", Dependency[Pools])
 REDIS = web.AppKey("redis", Dependency[aioredis.Redis])
-CLIENT = web.AppKey("client", aiohttp.ClientSession)
-# Tests shorten it to see a 504 quickly; nothing in Settings needs to tune it yet.
+# One REST pool per upstream service; /v1/live never uses them (it is spliced, see live.py).
+UPSTREAM_POOLS = web.AppKey("upstream_pools", dict[str, UpstreamPool])
+# Built from the GATEWAY_UPSTREAM_*_TIMEOUT settings; tests shorten it to see a 504 quickly.
 UPSTREAM_TIMEOUT = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
 # Every Redis key the gateway writes starts with this, so one deployment (or one test) owns its keys.
 REDIS_PREFIX = web.AppKey("redis_prefix", str)
 API_KEY_CACHE = web.AppKey("api_key_cache", KeyCache)
+KEYSET = web.AppKey("keyset", KeySet)
+TOKENS = web.AppKey("tokens", Tokens)
 # None on public routes.
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+# The rate-limit verdict of the request, for its RateLimit-* headers.
+VERDICT: web.RequestKey[Verdict] = web.RequestKey("verdict")
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# The spliced /v1/live connections: close_where(predicate, code, reason) ends them by principal.
+LIVE_SPLICES = web.AppKey("live_splices", Splices)

@@ -1,41 +1,90 @@
-"""The gateway's URL table: who may call what, and which service answers."""
+"""The gateway's URL table: every public route, who may call it, what it costs, and who answers.
+
+The table is the single declaration the router, the OpenAPI document and the security tests
+are built from: a route cannot exist without saying which roles may call it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from aiohttp import web
 
-from services.gateway import handlers
-from services.gateway.auth import ANY_ROLE, PUBLIC, WRITERS, guarded
+from services.gateway import admin, handlers, models
+from services.gateway.auth import ADMIN, ANY_ROLE, PUBLIC, WRITERS, Guard, Handler, guarded
 from services.gateway.live import live_socket
 from services.gateway.proxy import proxy_to
 
-# method, path, upstream service, roles allowed (PUBLIC: no authentication).
-PROXIED: tuple[tuple[str, str, str, frozenset[str]], ...] = (
-    ("POST", "/v1/events", "ingest", WRITERS),
-    ("*", "/v1/imports", "ingest", WRITERS),
-    ("*", "/v1/imports/{tail:.*}", "ingest", WRITERS),
-    ("GET", "/v1/schema/events", "ingest", PUBLIC),  # the event JSON Schema, for feed providers
-    ("GET", "/v1/plays", "query", ANY_ROLE),
-    ("GET", "/v1/plays/{tail:.*}", "query", ANY_ROLE),
-    ("GET", "/v1/games", "query", ANY_ROLE),
-    ("GET", "/v1/games/{tail:.*}", "query", ANY_ROLE),
-    ("GET", "/v1/teams", "query", ANY_ROLE),
-    ("GET", "/v1/teams/{tail:.*}", "query", ANY_ROLE),
-    ("GET", "/v1/players", "query", ANY_ROLE),
-    ("GET", "/v1/players/{tail:.*}", "query", ANY_ROLE),
-    ("GET", "/v1/analytics/{tail:.*}", "analytics", ANY_ROLE),
-    ("GET", "/live/{game_id}", "live", PUBLIC),
-)
+
+@dataclass(frozen=True)
+class Route:
+    """One public operation: served by `handler` here, or proxied to the service `upstream`."""
+
+    method: str
+    path: str
+    guard: Guard
+    summary: str
+    upstream: str | None = None
+    handler: Handler | None = None
+    body: type[Any] | None = None  # the JSON body, a msgspec Struct
+    response: type[Any] | None = None  # the JSON answer, a msgspec Struct
+    status: int = 200
+
+
+READ = Guard(ANY_ROLE)
+OPEN = Guard(PUBLIC)
+# Writes cost more than reads: an import or a large event batch is many reads' worth of work.
+EVENTS = Guard(WRITERS, cost=5)
+IMPORT = Guard(WRITERS, cost=20)
+ADMINS = Guard(ADMIN)
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/openapi.json", OPEN, "This OpenAPI document", handler=handlers.openapi),
+    Route("GET", "/docs", OPEN, "The API reference page (HTML)", handler=handlers.docs),
+    Route("GET", "/.well-known/jwks.json", OPEN, "Public keys that verify access tokens", handler=handlers.jwks),
+    Route("POST", "/v1/auth/token", OPEN, "Sign in", handler=handlers.issue_token,
+          body=models.SignIn, response=models.TokenPair),
+    Route("POST", "/v1/auth/refresh", OPEN, "Spend a refresh token for a new pair", handler=handlers.refresh_token,
+          body=models.RefreshRequest, response=models.TokenPair),
+    Route("POST", "/v1/auth/logout", READ, "End every session of the caller", handler=handlers.logout,
+          body=models.LogoutRequest, status=204),
+    Route("POST", "/v1/admin/users", ADMINS, "Create a user", handler=admin.create_user,
+          body=models.NewUser, response=models.UserOut, status=201),
+    Route("GET", "/v1/admin/users", ADMINS, "Users", handler=admin.list_users, response=models.UserList),
+    Route("PATCH", "/v1/admin/users/{username}", ADMINS, "Change a user's password, role or disabled flag",
+          handler=admin.update_user, body=models.UserChange, response=models.UserOut),
+    Route("POST", "/v1/admin/keys", ADMINS, "Create an API key (shown only in this answer)",
+          handler=admin.create_key, body=models.NewKey, response=models.KeyCreated, status=201),
+    Route("GET", "/v1/admin/keys", ADMINS, "API keys (never their secrets)", handler=admin.list_keys,
+          response=models.KeyList),
+    Route("DELETE", "/v1/admin/keys/{key_id}", ADMINS, "Revoke an API key", handler=admin.revoke_key, status=204),
+    Route("GET", "/v1/live", Guard(ANY_ROLE, query_token=True), "Live WebSocket: subscribe, unsubscribe, resume",
+          handler=live_socket, status=101),
+    Route("POST", "/v1/events", EVENTS, "Push play events (object, array or NDJSON)", upstream="ingest", status=202),
+    Route("POST", "/v1/imports", IMPORT, "Upload GameCenter files to import", upstream="ingest", status=202),
+    Route("GET", "/v1/imports/{job_id}", Guard(WRITERS), "An import job's progress", upstream="ingest"),
+    Route("GET", "/v1/schema/events", OPEN, "The event JSON Schema", upstream="ingest"),
+    Route("GET", "/v1/plays", READ, "Plays matching the filters", upstream="query"),
+    Route("GET", "/v1/plays/{play_id}", READ, "One play", upstream="query"),
+    Route("GET", "/v1/games", READ, "Games", upstream="query"),
+    Route("GET", "/v1/games/{game_id}", READ, "One game: teams, score by quarter, drives", upstream="query"),
+    Route("GET", "/v1/teams", READ, "Teams", upstream="query"),
+    Route("GET", "/v1/players", READ, "Players", upstream="query"),
+    Route("GET", "/v1/players/{player_id}", READ, "One player", upstream="query"),
+    Route("GET", "/v1/analytics/players/{player_id}/stats", READ,
+          "A player's passing, rushing, receiving and defense totals", upstream="analytics"),
+    Route("GET", "/v1/analytics/defense/pressure-leaders", READ, "Defenders by pressure rate", upstream="analytics"),
+    Route("GET", "/v1/analytics/teams/{team}/tendencies", READ,
+          "Run/pass split, yards per play and success rate by down and distance", upstream="analytics"),
+    Route("GET", "/v1/analytics/leaders", READ, "Statistical leaders", upstream="analytics"),
+    Route("GET", "/v1/analytics/epa", READ, "Expected points added by team or player", upstream="analytics"),
+    Route("GET", "/live/{game_id}", OPEN, "A page to follow a game live (HTML)", upstream="live"),
+)  # fmt: skip
 
 
 def setup_routes(app: web.Application) -> None:
-    """Register the gateway's own routes and every proxied one."""
-    router = app.router
-    router.add_get("/openapi.json", handlers.openapi)
-    router.add_post("/v1/auth/token", guarded(handlers.issue_token, PUBLIC))
-    router.add_post("/v1/auth/refresh", guarded(handlers.refresh_token, PUBLIC))
-    router.add_post("/v1/auth/logout", guarded(handlers.logout, ANY_ROLE))
-    # Browsers cannot set headers on a WebSocket, hence the token in the query string.
-    router.add_get("/v1/live", guarded(live_socket, ANY_ROLE, query_token=True))
-    for method, path, upstream, roles in PROXIED:
-        router.add_route(method, path, guarded(proxy_to(upstream), roles))
+    """Register every route of the table, each behind its guard."""
+    for route in ROUTES:
+        handler = route.handler if route.handler is not None else proxy_to(route.upstream or "")
+        app.router.add_route(route.method, route.path, guarded(handler, route.guard))

@@ -67,7 +67,7 @@ def module_of(args: list[str]) -> str:
 def test_recorder_sees_what_settings_read() -> None:
     read = names_read("ingest")
     assert {"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "INGEST_HOST", "INGEST_PORT"} <= read
-    assert {"QUERY_URL", "SHUTDOWN_TIMEOUT", "JWT_SECRET"} <= read
+    assert {"QUERY_URL", "SHUTDOWN_TIMEOUT", "JWT_KEYS_FILE"} <= read
     assert "QUERY_PORT" not in read and "GATEWAY_HOST" not in read
     # Every literal upper-case name in from_env's source is seen by the recorder, so a name
     # read some other way (os.environ directly) cannot slip past these tests.
@@ -98,7 +98,7 @@ def host_port(value: str) -> tuple[str, int | None]:
 def test_compose_declares_services_and_dependencies(compose: dict[str, Any]) -> None:
     missing = set(SERVICES + INFRA + ("topics",)) - set(compose)
     assert not missing, f"compose.yml lacks {sorted(missing)}"
-    assert set(app_services(compose)) == set(SERVICES) | {"topics"}
+    assert set(app_services(compose)) == set(SERVICES) | {"topics", "jwt-keys"}
 
 
 def test_compose_long_running_containers_have_healthchecks(compose: dict[str, Any]) -> None:
@@ -116,7 +116,8 @@ def test_compose_depends_on_waits_for_health(compose: dict[str, Any]) -> None:
         assert isinstance(deps, dict), f"{name}: depends_on needs conditions, not a bare list"
         for dep, spec in deps.items():
             assert dep in compose, f"{name} depends on unknown {dep}"
-            wanted = "service_completed_successfully" if dep == "topics" else "service_healthy"
+            one_shot = dep in ("topics", "jwt-keys")
+            wanted = "service_completed_successfully" if one_shot else "service_healthy"
             assert spec.get("condition") == wanted, f"{name} -> {dep}: condition should be {wanted}"
     assert "kafka" in compose["topics"]["depends_on"]
     assert compose["topics"].get("restart") == "no"
@@ -126,6 +127,8 @@ def test_compose_depends_on_waits_for_health(compose: dict[str, Any]) -> None:
 
 def test_compose_env_names_are_read_by_settings(compose: dict[str, Any]) -> None:
     for name, svc in app_services(compose).items():
+        if name == "jwt-keys":  # a command line tool, not a service: it reads no settings
+            continue
         module = module_of(svc["command"])
         unknown = set(svc.get("environment") or {}) - names_read(module)
         assert not unknown, f"compose service {name} sets {sorted(unknown)}, which {module} never reads"
@@ -179,6 +182,8 @@ def test_compose_builds_the_dockerfile_and_drains(compose: dict[str, Any]) -> No
         build = svc["build"]
         assert (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).is_file(), name
         grace = int(str(svc["stop_grace_period"]).removesuffix("s"))
+        if name == "jwt-keys":
+            continue
         assert grace > float(svc["environment"]["SHUTDOWN_TIMEOUT"]), f"{name} is killed mid-drain"
 
 
@@ -402,7 +407,8 @@ def test_k8s_env_names_are_read_by_settings() -> None:
 
 def test_secret_holds_placeholders_only() -> None:
     secret = one("Secret", "snapline-secrets")
-    assert {"JWT_SECRET", "DATABASE_URL"} <= set(secret["stringData"])
+    assert {"DATABASE_URL"} <= set(secret["stringData"])
+    assert "JWT_SECRET" not in secret["stringData"]  # tokens are signed with keys of the installation's own
     assert "data" not in secret, "base64 data hides whether a value is a placeholder"
     for key, value in secret["stringData"].items():
         assert "REPLACE-ME" in value, f"{key} looks like a real credential; keep placeholders here"

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.gateway import accounts
+from services.gateway import accounts, keyset
 from services.gateway.app import create_app
 from services.gateway.keys import POSTGRES, REDIS, UPSTREAM_TIMEOUT
 from shared.config import Settings
@@ -54,16 +54,17 @@ class Accounts:
 
     async def user(self, role: str, password: str = "correct horse") -> tuple[str, str]:
         name = self.name(role)
-        await accounts.upsert_user(self.pool, name, password, role)
+        await accounts.create_user(self.pool, name, password, role)
         return name, password
 
     async def key(self, role: str) -> tuple[str, str]:
         name = self.name(role)
-        return name, await accounts.add_api_key(self.pool, name, role)
+        _, key, _ = await accounts.create_key(self.pool, name, role)
+        return name, key
 
     async def remove(self) -> None:
         await self.pool.execute("DELETE FROM gateway_users WHERE username = ANY($1)", self.names)
-        await self.pool.execute("DELETE FROM gateway_api_keys WHERE name = ANY($1)", self.names)
+        await self.pool.execute("DELETE FROM gateway_keys WHERE name = ANY($1)", self.names)
 
 
 @pytest.fixture
@@ -73,14 +74,25 @@ async def people(pool: asyncpg.Pool, unique: str) -> AsyncIterator[Accounts]:
     await made.remove()
 
 
+@pytest.fixture(scope="session")
+def jwt_keys_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A signing key set of the test run's own (never the development one that ships)."""
+    path = tmp_path_factory.mktemp("jwt") / "jwt-keys.json"
+    keyset.write(path, [keyset.new_key()])
+    return str(path)
+
+
 @pytest.fixture
-async def start_gateway(make_settings: Callable[..., Settings], upstream: str) -> AsyncIterator[StartGateway]:
+async def start_gateway(
+    make_settings: Callable[..., Settings], upstream: str, jwt_keys_file: str
+) -> AsyncIterator[StartGateway]:
     """Start gateways on random ports; their Redis keys are removed afterwards."""
     clients: list[Client] = []
     prefixes: set[str] = set()
 
     async def start(read_timeout: float | None = None, wait_redis: bool = True, **env: str) -> Client:
         urls = {f"{name}_URL": upstream for name in ("INGEST", "QUERY", "ANALYTICS", "LIVE")}
+        urls["JWT_KEYS_FILE"] = jwt_keys_file
         settings = make_settings("gateway", **{**urls, **env})
         app = create_app(settings)
         if read_timeout is not None:
