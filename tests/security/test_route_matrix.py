@@ -19,13 +19,7 @@ from services.gateway import accounts, openapi
 from services.gateway.accounts import ROLES
 from services.gateway.auth import Guard
 from services.gateway.routes import ROUTES, Route
-from tests.gateway import conftest as gateway_fixtures
 from tests.gateway.conftest import Accounts, Client, StartGateway, bearer, sign_in
-
-# The gateway's fixtures (an in-process gateway on the stand-in upstream, real PostgreSQL and Redis).
-pool, upstream, people = gateway_fixtures.pool, gateway_fixtures.upstream, gateway_fixtures.people
-jwt_keys_file, start_gateway = gateway_fixtures.jwt_keys_file, gateway_fixtures.start_gateway
-gateway = gateway_fixtures.gateway
 
 CALLERS = ("anonymous", "viewer", "analyst", "feed key", "admin key", "revoked key", "disabled user")
 UNAUTHENTICATED = frozenset({"anonymous", "revoked key", "disabled user"})
