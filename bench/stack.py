@@ -59,7 +59,8 @@ def _tree_cpu(pid: int, tick: int) -> float:
 class BenchStack:
     """`async with BenchStack(settings) as stack:` runs the services until the block ends."""
 
-    def __init__(self, settings: Settings, log_level: str = "warning") -> None:
+    def __init__(self, settings: Settings, log_level: str = "warning", gateways: int = 1) -> None:
+        self.gateways = gateways
         self.prefix = f"bench{int(time.time())}"
         base, _, _ = settings.database_url.rpartition("/")
         self.admin_url = settings.database_url
@@ -85,7 +86,8 @@ class BenchStack:
         env = dict(os.environ, DATABASE_URL=self.database_url, KAFKA_TOPIC_PREFIX=self.prefix,
                    KAFKA_BOOTSTRAP=self.kafka.bootstrap, REDIS_URL=self.redis_url, LOG_LEVEL=self.log_level,
                    LOG_JSON="true", RATE_LIMIT_PER_MINUTE="100000000",
-                   RATE_LIMIT_IP_PER_MINUTE="100000000", JWT_KEYS_FILE=str(self.jwt_keys_file()))  # fmt: skip
+                   RATE_LIMIT_IP_PER_MINUTE="100000000", JWT_KEYS_FILE=str(self.jwt_keys_file()),
+                   REUSE_PORT="true" if self.gateways > 1 else "false")  # fmt: skip
         for name, port in SERVICES.items():
             env[f"{name.upper()}_PORT"] = str(port)
             env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
@@ -104,6 +106,13 @@ class BenchStack:
                 self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
                                                     env=self.env(), stdout=log, stderr=log,
                                                     preexec_fn=_raise_open_files)  # fmt: skip
+        # More gateway processes on the same port (SO_REUSEPORT): one public entry point.
+        for i in range(2, self.gateways + 1):
+            with open(logs / f"bench-gateway-{i}.log", "ab") as log:
+                self.procs[f"gateway-{i}"] = subprocess.Popen(
+                    [sys.executable, "-m", "services.gateway"], cwd=ROOT, env=self.env(), stdout=log,
+                    stderr=log, preexec_fn=_raise_open_files,
+                )  # fmt: skip
         await self._wait_ready()
         return self
 

