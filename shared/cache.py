@@ -6,11 +6,16 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from prometheus_client import Gauge
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
 from shared.config import Settings
 from shared.deps import Dependency
+
+REDIS_POOL = Gauge(
+    "snapline_redis_pool_connections", "Redis client connections: in use and the limit", ["service", "state"]
+)
 
 
 class HiredisPackingConnection(Connection):
@@ -33,13 +38,21 @@ class HiredisPackingConnection(Connection):
             raise DataError(str(exc)) from exc
 
 
-async def _connect(url: str) -> aioredis.Redis:
+async def _connect(settings: Settings) -> aioredis.Redis:
+    url = settings.redis_url
     options: dict[str, Any] = {}
     if url.startswith("redis://"):  # TLS and unix sockets keep their own connection classes
         options["connection_class"] = HiredisPackingConnection
-    client = aioredis.Redis.from_url(
-        url, decode_responses=False, health_check_interval=30, socket_connect_timeout=3, **options
-    )
+    # A blocking pool: past REDIS_MAX_CONNECTIONS a command waits (up to REDIS_POOL_TIMEOUT) for a
+    # connection instead of failing with "Too many connections", as redis-py's default pool of
+    # 100 does under a burst.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis_max_connections, timeout=settings.redis_pool_timeout,
+        decode_responses=False, health_check_interval=30, socket_connect_timeout=3, **options,
+    )  # fmt: skip
+    client = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
+    REDIS_POOL.labels(settings.service, "limit").set(settings.redis_max_connections)
+    REDIS_POOL.labels(settings.service, "in_use").set_function(lambda: len(pool._in_use_connections))
     try:
         await client.ping()
     except Exception:
@@ -58,4 +71,4 @@ async def _ping(client: aioredis.Redis) -> object:
 
 def redis_dependency(settings: Settings) -> Dependency[aioredis.Redis]:
     """The service's Redis client, connected in the background."""
-    return Dependency("redis", settings.service, lambda: _connect(settings.redis_url), _close, _ping)
+    return Dependency("redis", settings.service, lambda: _connect(settings), _close, _ping)

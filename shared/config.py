@@ -67,6 +67,11 @@ class Settings:
     database_url: str = "postgresql://snapline:snapline@127.0.0.1:15432/snapline"
     database_replica_url: str | None = None
     redis_url: str = "redis://127.0.0.1:16379/0"
+    # A command holds a connection for a round trip (~0.1-1 ms); 128 covers thousands of requests
+    # a second, and one Redis serves commands one at a time anyway, so more only queue there.
+    redis_max_connections: int = 128
+    redis_pool_timeout: float = 2.0  # seconds a command waits for a free connection
+    database_pool_max: int = 0  # 0: each service's own default
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     log_level: str = "info"
     log_json: bool | None = None
@@ -141,6 +146,9 @@ class Settings:
             database_url=env.get("DATABASE_URL", cls.database_url),
             database_replica_url=env.get("DATABASE_REPLICA_URL") or None,
             redis_url=env.get("REDIS_URL", cls.redis_url),
+            redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 128),
+            redis_pool_timeout=_float(env, "REDIS_POOL_TIMEOUT", 2.0),
+            database_pool_max=_int(env, "DATABASE_POOL_MAX", 0),
             kafka=KafkaSettings(
                 bootstrap=env.get("KAFKA_BOOTSTRAP", KafkaSettings.bootstrap),
                 topic_prefix=env.get("KAFKA_TOPIC_PREFIX", KafkaSettings.topic_prefix),

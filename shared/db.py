@@ -6,12 +6,18 @@ import hashlib
 from importlib import resources
 
 import asyncpg
+from prometheus_client import Gauge
 
 from shared.config import Settings
 from shared.deps import Dependency
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+PG_POOL = Gauge(
+    "snapline_postgres_pool_connections",
+    "PostgreSQL pool connections: open, idle, limit",
+    ["service", "pool", "state"],
+)
 
 
 class Pools:
@@ -34,6 +40,8 @@ async def _pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
 
 
 async def open_pools(settings: Settings, min_size: int = 1, max_size: int = 10) -> Pools:
+    # DATABASE_POOL_MAX overrides the service's own default (what its handlers need at once).
+    max_size = settings.database_pool_max or max_size
     primary = await _pool(settings.database_url, min_size, max_size)
     replica = None
     if settings.database_replica_url:
@@ -42,6 +50,10 @@ async def open_pools(settings: Settings, min_size: int = 1, max_size: int = 10) 
         except Exception:
             await primary.close()
             raise
+    for name, pool in (("primary", primary), ("replica", replica or primary)):
+        PG_POOL.labels(settings.service, name, "limit").set(max_size)
+        PG_POOL.labels(settings.service, name, "open").set_function(pool.get_size)
+        PG_POOL.labels(settings.service, name, "idle").set_function(pool.get_idle_size)
     return Pools(primary, replica)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from prometheus_client import Gauge
 
 ROLES = ("admin", "feed", "analyst", "viewer")
 ALLOWED_ROLES = "admin, feed, analyst or viewer"
@@ -27,6 +28,7 @@ MAX_PASSWORD = 1024  # characters; argon2 takes any length, a megabyte of "passw
 # argon2id with argon2-cffi's defaults (RFC 9106's second recommendation: t=3, 64 MiB, p=4),
 # about 60 ms here. A hash runs in a thread; HASHING bounds how many run at once (memory).
 _HASHER = PasswordHasher()
+HASHES = Gauge("snapline_gateway_password_hashes", "argon2id hashes running or waiting for a slot", ["state"])
 HASHING = asyncio.Semaphore(2)  # resized by configure_hashing
 
 
@@ -150,8 +152,19 @@ def _verify_scrypt(password: str, stored: str) -> bool:
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
-    async with HASHING:
+    waiting = HASHES.labels("waiting")
+    waiting.inc()
+    try:
+        await HASHING.acquire()
+    finally:
+        waiting.dec()
+    running = HASHES.labels("running")
+    running.inc()
+    try:
         return await asyncio.to_thread(fn, *args)
+    finally:
+        running.dec()
+        HASHING.release()
 
 
 # A hash to check against when the user does not exist, so timing does not reveal usernames.

@@ -122,3 +122,18 @@ async def test_redis_down_limits_fail_open_revocation_does_not(
     resp = await gateway.post("/v1/auth/token", json={"username": user, "password": password})
     await assert_error(resp, 503, "unavailable")
     assert "Retry-After" in resp.headers
+
+
+async def test_a_burst_larger_than_the_redis_pool_waits_instead_of_failing_open(
+    start_gateway: StartGateway, people: Accounts
+) -> None:
+    gateway = await start_gateway(REDIS_MAX_CONNECTIONS="4", RATE_LIMIT_PER_MINUTE="100000")
+    _, key = await people.key("viewer")
+    before = _sample("snapline_gateway_rate_limit_errors_total")
+    responses = await asyncio.gather(
+        *(gateway.get("/v1/teams", headers={"X-API-Key": key}) for _ in range(300))
+    )
+    assert [r.status for r in responses] == [200] * 300
+    # Every one was counted: none passed because the pool had no connection free.
+    assert _sample("snapline_gateway_rate_limit_errors_total") == before
+    assert _sample("snapline_redis_pool_connections", service="gateway", state="limit") == 4

@@ -11,7 +11,7 @@ from shared.config import Settings
 
 async def test_commands_scripts_and_pipelines_round_trip(unique: str) -> None:
     settings = Settings.from_env("test")
-    client = await _connect(settings.redis_url)
+    client = await _connect(settings)
     try:
         assert client.connection_pool.connection_class is HiredisPackingConnection
         key = f"test:{unique}:cache"
