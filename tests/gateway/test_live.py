@@ -140,3 +140,33 @@ async def test_close_where_closes_only_the_matching_viewers_with_4003(
         await stays.send_str("still here")
         assert (await stays.receive_str(timeout=10)) == "echo:still here"
         assert splices.close_where(lambda p: p.subject == f"user:{revoked}", 4003, "again") == 0
+
+
+async def test_revocation_on_one_instance_closes_viewers_on_another(
+    start_gateway: StartGateway, people: Accounts
+) -> None:
+    one, two = await start_gateway(), await start_gateway()
+    _, admin = await people.key("admin")
+    name, password = await people.user("viewer")
+    key_name, key = await people.key("viewer")
+    token = (await sign_in(two, name, password))["access_token"]
+    key_id = await people.pool.fetchval("SELECT key_id FROM gateway_keys WHERE name = $1", key_name)
+    async with (
+        two.ws_connect("/v1/live", headers=bearer(token)) as user_ws,
+        two.ws_connect("/v1/live", headers={"X-API-Key": key}) as key_ws,
+    ):
+        await user_ws.receive_json()
+        await key_ws.receive_json()
+        resp = await one.patch(
+            f"/v1/admin/users/{name}", json={"role": "analyst"}, headers={"X-API-Key": admin}
+        )
+        assert resp.status == 200
+        msg = await user_ws.receive(timeout=5)
+        assert (msg.type, msg.data, msg.extra) == (
+            aiohttp.WSMsgType.CLOSE,
+            4003,
+            "access revoked; sign in again",
+        )
+        assert (await one.delete(f"/v1/admin/keys/{key_id}", headers={"X-API-Key": admin})).status == 204
+        msg = await key_ws.receive(timeout=5)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 4003)
