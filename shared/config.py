@@ -108,6 +108,9 @@ class Settings:
     signin_account_ip_per_minute: int = 5  # per username from one address
     signin_account_per_minute: int = 50  # per username from all addresses (> signin_ip: no lockout by one)
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    # Seconds the rate-limit round trip may take (including a wait for a pooled connection)
+    # before the request goes on unlimited: a slow Redis must not slow every request down.
+    rate_limit_redis_budget: float = 0.5
     upstreams: Mapping[str, str] = field(default_factory=dict)
     # gateway upstream capacity
     # REST connections per upstream service (each has its own pool; WebSockets use none of them).
@@ -177,6 +180,7 @@ class Settings:
             signin_ip_per_minute=_int(env, "SIGNIN_IP_PER_MINUTE", 20),
             signin_account_ip_per_minute=_int(env, "SIGNIN_ACCOUNT_IP_PER_MINUTE", 5),
             signin_account_per_minute=_int(env, "SIGNIN_ACCOUNT_PER_MINUTE", 50),
+            rate_limit_redis_budget=_float(env, "RATE_LIMIT_REDIS_BUDGET", 0.5),
             trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
             upstreams=upstreams,
             # gateway upstream capacity

@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     # Revocation reaches the cache through the keys' generation on every request; the TTL only
     # bounds how long an idle entry is kept.
     app[API_KEY_CACHE] = KeyCache(ttl=300.0)
-    app[RATE_LIMITER] = RateLimiter(app[REDIS], app[REDIS_PREFIX])
+    app[RATE_LIMITER] = RateLimiter(app[REDIS], app[REDIS_PREFIX], settings.rate_limit_redis_budget)
     app[revocations.CLOSERS] = []
     app.on_response_prepare.append(add_rate_headers)
     add_background(app, "gateway-revocations", lambda: revocations.listen(app))

@@ -30,7 +30,6 @@ RATE_LIMITED = Counter("snapline_gateway_rate_limited_total", "Requests refused 
 RATE_LIMIT_ERRORS = Counter(
     "snapline_gateway_rate_limit_errors_total", "Requests let through unlimited because Redis did not answer"
 )
-_REDIS_BUDGET = 0.5  # seconds; a slow Redis must not slow every request down
 _WARN_EVERY = 30.0
 
 # KEYS: n limit keys, then keys to read. ARGV: n, then per limit: period ms, limit, cost.
@@ -108,9 +107,10 @@ class Verdict:
 class RateLimiter:
     """Runs the gate script on the deployment's Redis under its key prefix."""
 
-    def __init__(self, redis: Dependency[aioredis.Redis], prefix: str) -> None:
+    def __init__(self, redis: Dependency[aioredis.Redis], prefix: str, budget: float = 0.5) -> None:
         self._redis = redis
         self._prefix = prefix
+        self.budget = budget  # seconds the gate may take before the request goes on without it
         self._warned_at = -math.inf
 
     def __repr__(self) -> str:
@@ -124,7 +124,7 @@ class RateLimiter:
         for lim in active:
             args += [60_000, lim.per_minute, lim.cost]
         redis = self._redis.get()
-        async with asyncio.timeout(_REDIS_BUDGET):
+        async with asyncio.timeout(self.budget):
             try:
                 out = await redis.evalsha(_SHA, len(keys), *keys, *args)
             except NoScriptError:
