@@ -33,6 +33,7 @@ ANY_ROLE = frozenset(ROLES)
 WRITERS = frozenset({"feed", "admin"})
 ADMIN = frozenset({"admin"})
 KEYS_GENERATION = "keys-gen"  # bumped whenever a key is revoked or replaced
+UNKNOWN_GENERATION = b"unknown: redis was away"  # never a value Redis holds
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,9 @@ async def still_valid(
     if principal.kind == "key":
         cache = request.app[API_KEY_CACHE]
         if values is None:
+            # Redis is away: revocations made meanwhile cannot bump the keys' generation, so the
+            # cache is forgotten now and refilled from PostgreSQL once Redis answers again.
+            cache.sync(UNKNOWN_GENERATION)
             found = await accounts.find_key(db, accounts.key_digest(request.headers["X-API-Key"]))
         elif cache.sync(values[0]):
             found = principal

@@ -32,8 +32,8 @@ def channel(app: web.Application) -> str:
 
 async def revoke_user(app: web.Application, username: str, generation: int) -> None:
     """After the user's generation was bumped in PostgreSQL: Redis, the families, the live sockets."""
-    redis = app[REDIS].get()
     try:
+        redis = app[REDIS].get()
         await app[TOKENS].revoke_user(redis, username, generation)
         await redis.publish(channel(app), json.dumps({"user": username}))
     except REDIS_ERRORS as exc:
@@ -45,9 +45,14 @@ async def revoke_user(app: web.Application, username: str, generation: int) -> N
 
 async def revoke_keys(app: web.Application, key_ids: list[str]) -> None:
     """After keys were revoked in PostgreSQL: every instance's key cache, and the keys' live sockets."""
-    redis = app[REDIS].get()
-    await redis.incr(f"{app[TOKENS].prefix}keys-gen")
-    await redis.publish(channel(app), json.dumps({"keys": key_ids}))
+    try:
+        redis = app[REDIS].get()
+        await redis.incr(f"{app[TOKENS].prefix}keys-gen")
+        await redis.publish(channel(app), json.dumps({"keys": key_ids}))
+    except REDIS_ERRORS as exc:
+        # PostgreSQL has the revocation: while Redis is away every request checks it there, and
+        # each instance forgets its key cache until Redis answers again (auth.still_valid).
+        log.error("key_revocation_not_announced", keys=key_ids, error=f"{type(exc).__name__}: {exc}")
     REVOCATIONS.labels("key", "local").inc()
 
 

@@ -110,3 +110,15 @@ async def test_only_admins_reach_the_admin_api(gateway: Client, people: Accounts
             await gateway.post("/v1/admin/keys", json={"name": "x", "role": "admin"}, headers=headers), 403
         )
     await assert_error(await gateway.get("/v1/admin/keys"), 401)
+
+
+async def test_revoking_a_key_while_redis_is_away_still_takes_effect(
+    start_gateway: StartGateway, people: Accounts
+) -> None:
+    gateway = await start_gateway(wait_redis=False, REDIS_URL="redis://127.0.0.1:1/0")
+    admin = await _admin(people)
+    name, key = await people.key("feed")
+    assert (await gateway.post("/v1/events", json={}, headers={"X-API-Key": key})).status == 200
+    key_id = await people.pool.fetchval("SELECT key_id FROM gateway_keys WHERE name = $1", name)
+    assert (await gateway.delete(f"/v1/admin/keys/{key_id}", headers=admin)).status == 204
+    await assert_error(await gateway.post("/v1/events", json={}, headers={"X-API-Key": key}), 401)
