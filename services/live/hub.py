@@ -29,11 +29,10 @@ class Hub:
         return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
 
     def connect(self, ws: web.WebSocketResponse, peer: str) -> Client:
-        """Register a new client and start its writer."""
+        """Register a new client (its writer starts with the first message queued for it)."""
         client = Client(ws, self._history, self._queue_size, peer)
         self._clients.add(client)
         CLIENTS.set(len(self._clients))
-        client.start()
         return client
 
     async def disconnect(self, client: Client) -> None:
@@ -84,7 +83,7 @@ class Hub:
             self.send(client, text)
 
     def sample_depths(self) -> None:
-        depths = [client.queue.qsize() for client in self._clients]
+        depths = [client.depth for client in self._clients]
         for depth in depths:
             QUEUE_DEPTH.observe(depth)
         QUEUE_DEPTH_MAX.set(max(depths, default=0))
@@ -97,7 +96,7 @@ class Hub:
     def _evict(self, client: Client) -> None:
         # Waiting for a slow client would delay every other client; it resumes from its last seq.
         SLOW_DISCONNECTS.inc()
-        log.info("client_too_slow", client=client.id, peer=client.peer, queued=client.queue.qsize())
+        log.info("client_too_slow", client=client.id, peer=client.peer, queued=client.depth)
         self.unfollow(client, list(client.games))
         self._clients.discard(client)
         CLIENTS.set(len(self._clients))

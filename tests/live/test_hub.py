@@ -78,3 +78,32 @@ async def test_gap_is_filled_from_history() -> None:
     await until(lambda: len(ws.sent) == 4)
     assert ws.sent == ["m2", "m3", "m4", "m5"]
     await hub.close_all(1001, "going away")
+
+
+async def test_idle_client_holds_no_writer_and_bursts_keep_their_order() -> None:
+    hub = Hub(no_history, queue_size=64)
+    ws = FakeSocket()
+    client = hub.connect(ws, "peer")  # type: ignore[arg-type]
+    live_tasks = {t.get_name() for t in asyncio.all_tasks()}
+    assert f"live-client-{client.id}" not in live_tasks and client.depth == 0
+    for burst in range(3):  # each burst starts a writer that ends once the outbox is empty
+        for i in range(10):
+            hub.send(client, f"b{burst}-{i}")
+        assert client.depth == 10
+        await until(lambda: client.depth == 0 and f"live-client-{client.id}" not in
+                    {t.get_name() for t in asyncio.all_tasks()})  # fmt: skip
+    assert ws.sent == [f"b{b}-{i}" for b in range(3) for i in range(10)]
+    await hub.close_all(1001, "going away")
+
+
+async def test_a_message_offered_while_the_writer_drains_is_sent_after_the_others() -> None:
+    hub = Hub(no_history, queue_size=64)
+    ws = FakeSocket()
+    client = hub.connect(ws, "peer")  # type: ignore[arg-type]
+    hub.send(client, "first")
+    await asyncio.sleep(0)  # the writer is running (inside send_str) when the next one comes
+    hub.send(client, "second")
+    hub.send(client, "third")
+    await until(lambda: len(ws.sent) == 3)
+    assert ws.sent == ["first", "second", "third"]
+    await hub.close_all(1001, "going away")
