@@ -12,7 +12,7 @@ import redis.exceptions
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 
@@ -24,6 +24,7 @@ from shared.telemetry import (
     CONSUMER_BATCH_SECONDS,
     CONSUMER_LAG,
     CONSUMER_MESSAGES,
+    CONSUMER_REWINDS,
     extract_kafka,
     kafka_headers,
     tracer,
@@ -269,7 +270,13 @@ class ConsumerLoop:
                 log.warning("commit_failed", group=self.group, error=str(exc))
 
     async def run(self) -> None:
-        """Fetch and handle batches until cancelled."""
+        """Fetch and handle batches until cancelled.
+
+        A failure anywhere in handling a fetch (the handler, a dead-letter send) rewinds each of its
+        partitions to the first record not yet applied before it propagates: the supervisor's
+        next `run()` reads those records again, so a failure can only cause redelivery, never a
+        skip, and no commit ever passes a record that was not applied.
+        """
         consumer = self.consumer or await self.start()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
@@ -279,7 +286,12 @@ class ConsumerLoop:
             async with self._lock:
                 # One handler call per fetch: records of different partitions are different
                 # games, and each partition's records keep their order.
-                await self._handle_fetch(records)
+                applied: dict[TopicPartition, int] = {}
+                try:
+                    await self._handle_fetch(records, applied)
+                except BaseException:
+                    self._rewind(consumer, batches, applied)
+                    raise
                 done = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
                 self._processed.update(done)
                 await self._commit(done)
@@ -288,7 +300,29 @@ class ConsumerLoop:
                     if end is not None:
                         CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(end - off, 0))
 
-    async def _handle_fetch(self, records: list[Record]) -> None:
+    def _rewind(
+        self,
+        consumer: AIOKafkaConsumer,
+        batches: dict[TopicPartition, list[Record]],
+        applied: dict[TopicPartition, int],
+    ) -> None:
+        """Move each partition of a failed fetch back to its first unapplied record."""
+        for tp, part in batches.items():
+            if not part:
+                continue
+            offset = applied.get(tp, part[0].offset)
+            try:
+                consumer.seek(tp, offset)
+            except (IllegalStateError, KafkaError):
+                # No longer ours (a rebalance took it): the next owner starts from the committed
+                # offset, which is never past `offset`.
+                continue
+            CONSUMER_REWINDS.labels(self.group).inc()
+            log.warning("fetch_rewound", group=self.group, topic=tp.topic, partition=tp.partition,
+                        offset=offset, skipped_ahead=part[-1].offset + 1 - offset)  # fmt: skip
+
+    async def _handle_fetch(self, records: list[Record], applied: dict[TopicPartition, int]) -> None:
+        """Apply a fetch; `applied` records, per partition, the offset after the last record done."""
         links = [
             trace.Link(trace.get_current_span(extract_kafka(r.headers)).get_span_context())
             for r in records[:16]
@@ -311,6 +345,7 @@ class ConsumerLoop:
                 else:
                     await self._send_to_dead_letter(record, self._last_error)
                     CONSUMER_MESSAGES.labels(self.group, topic, "dead_letter").inc()
+                applied[TopicPartition(record.topic, record.partition)] = record.offset + 1
                 self.handled += 1
 
     async def _with_retries(self, records: list[Record], attempts: int) -> bool:
@@ -339,15 +374,8 @@ class ConsumerLoop:
             delay = min(delay * 2, 5.0)
 
     async def _send_to_dead_letter(self, record: Record, exc: BaseException) -> None:
+        """Publish a record that cannot be applied to the dead-letter topic; raises when that fails."""
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        log.error(
-            "dead_lettered",
-            group=self.group,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            error=error,
-        )
         if self._dead_letter is None:
             raise RuntimeError(
                 f"no dead-letter producer for {self.group}; refusing to drop a record"
@@ -359,10 +387,23 @@ class ConsumerLoop:
                 ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ]
         )
-        producer = self._dead_letter.get() if isinstance(self._dead_letter, Dependency) else self._dead_letter
-        await producer.send_and_wait(
-            self._settings.kafka.dead_letter_topic, record.value, key=record.key, headers=headers
-        )
+        where = {"group": self.group, "topic": record.topic, "partition": record.partition,
+                 "offset": record.offset}  # fmt: skip
+        try:
+            producer = (
+                self._dead_letter.get() if isinstance(self._dead_letter, Dependency) else self._dead_letter
+            )
+            await producer.send_and_wait(
+                self._settings.kafka.dead_letter_topic, record.value, key=record.key, headers=headers
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as send_exc:
+            log.error("dead_letter_failed", **where, error=error,
+                      send_error=f"{type(send_exc).__name__}: {send_exc}")  # fmt: skip
+            raise
+        # Logged once the broker has it: the line is the record's receipt.
+        log.error("dead_lettered", **where, error=error)
 
 
 def consumer_dependency(loop: ConsumerLoop, settings: Settings) -> Dependency[Any]:

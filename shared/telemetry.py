@@ -73,6 +73,11 @@ DEPENDENCY_UP = Gauge("snapline_dependency_up", "1 when a dependency is reachabl
 CONSUMER_MESSAGES = Counter(
     "snapline_consumer_messages_total", "Kafka records handled", ["group", "topic", "outcome"]
 )
+CONSUMER_REWINDS = Counter(
+    "snapline_consumer_rewinds_total",
+    "Partitions moved back to their first unapplied record after a failed fetch (redelivery, never a skip)",
+    ["group"],
+)
 CONSUMER_LAG = Gauge("snapline_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 CONSUMER_BATCH_SECONDS = Histogram(
     "snapline_consumer_batch_seconds", "Time to handle one fetched batch", ["group"]
