@@ -89,11 +89,13 @@ async def migrate(pool: asyncpg.Pool, package: str) -> None:
     """Apply `package`/schema.sql once per content hash, serialised by an advisory lock.
 
     The SQL is written to be idempotent (IF NOT EXISTS), so many instances starting
-    together are safe; the lock keeps them from racing on catalog updates.
+    together are safe; the lock keeps them from racing on catalog updates. One lock serves every
+    package: services sharing a database all create `schema_migrations`, and two CREATE TABLE IF
+    NOT EXISTS at once can still collide in the catalog (seen when ingest and query started together).
     """
     sql = resources.files(package).joinpath("schema.sql").read_text()
     digest = hashlib.sha256(sql.encode()).hexdigest()
-    lock_key = int.from_bytes(hashlib.sha256(package.encode()).digest()[:8], "big", signed=True)
+    lock_key = int.from_bytes(hashlib.sha256(b"snapline schema migrations").digest()[:8], "big", signed=True)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
         await conn.execute(
