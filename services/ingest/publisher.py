@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.config import Settings
+from shared.config import Settings, SettingsError
 from shared.deps import Dependency, Unavailable
 from shared.events import PlayDeleted, PlayEvent, PlayEventBatch, encoder
 from shared.kafka import HISTORY_HEADER
@@ -36,10 +36,16 @@ BATCH_EVENTS = 200  # about 240 KB of GameCenter events per record
 # one HMGET and writes the new ones with one HSET: per-play commands were most of Redis's
 # CPU during bulk imports.
 #
-# Claim: KEYS[1] the game's hash; ARGV (play, revision, event id) triples. Returns, per item,
-# {status, stored value}: status 1 publish, 0 duplicate, -1 older than stored.
+# The marks are bounded: every claim restarts the game's hash's expiry (INGEST_DEDUPE_WINDOW), so
+# a game's marks go some time after its last event. A retry inside the window is a duplicate; one
+# after it is published again, and the consumers' revision guard (the latest revision wins, an
+# equal one is applied once) keeps it from being a second play.
+#
+# Claim: KEYS[1] the game's hash; ARGV (play, revision, event id) triples, then the window in ms.
+# Returns, per item, {status, stored value}: status 1 publish, 0 duplicate, -1 older than stored.
 _CLAIM = """
-local n = #ARGV / 3
+local window = ARGV[#ARGV]
+local n = (#ARGV - 1) / 3
 local fields = {}
 for i = 1, n do
   fields[i] = 'p:' .. ARGV[3 * i - 2]
@@ -67,12 +73,14 @@ for i = 1, n do
   end
 end
 if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
+redis.call('PEXPIRE', KEYS[1], window)
 return out
 """
 # Kafka acknowledged these: their claims become final. KEYS[1] the game's hash; ARGV
-# (play, revision) pairs.
+# (play, revision) pairs, then the window in ms (the hash may have expired since the claim).
 _CONFIRM = """
-local n = #ARGV / 2
+local window = ARGV[#ARGV]
+local n = (#ARGV - 1) / 2
 local fields = {}
 for i = 1, n do fields[i] = 'p:' .. ARGV[2 * i - 1] end
 local vals = redis.call('HMGET', KEYS[1], unpack(fields))
@@ -83,7 +91,10 @@ for i = 1, n do
     writes[#writes + 1] = ARGV[2 * i]
   end
 end
-if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
+if #writes > 0 then
+  redis.call('HSET', KEYS[1], unpack(writes))
+  redis.call('PEXPIRE', KEYS[1], window)
+end
 return #writes / 2
 """
 # Undo claims whose records Kafka did not acknowledge, so a retry is not a "duplicate"
@@ -118,6 +129,10 @@ class Publisher:
     """Claims events in Redis and publishes the new ones; 503 unless Kafka acknowledged all."""
 
     def __init__(self, settings: Settings, producer: Dependency[Any], redis: Dependency[Any]) -> None:
+        if settings.ingest_dedupe_window < 1:
+            raise SettingsError(
+                f"INGEST_DEDUPE_WINDOW must be at least 1 second, got {settings.ingest_dedupe_window}"
+            )
         self._settings = settings
         self._producer = producer
         self._redis = redis
@@ -179,13 +194,16 @@ class Publisher:
             for start in range(0, len(indexes), SCRIPT_ITEMS)
         ]
         client = self._redis.get()
+        window = [int(self._settings.ingest_dedupe_window * 1000)]
         if len(calls) == 1:  # the usual request, one game: no pipeline and its SCRIPT EXISTS round trip
             key, chunk = calls[0]
-            results = [await script(keys=[key], args=[a for i in chunk for a in item(events[i])])]
+            results = [await script(keys=[key], args=[a for i in chunk for a in item(events[i])] + window)]
         else:
             pipe = client.pipeline(transaction=False)
             for key, chunk in calls:
-                await script(keys=[key], args=[a for i in chunk for a in item(events[i])], client=pipe)
+                await script(
+                    keys=[key], args=[a for i in chunk for a in item(events[i])] + window, client=pipe
+                )
             results = await pipe.execute()
         out: list[Any] = [None] * len(events)
         for (_, chunk), result in zip(calls, results, strict=True):

@@ -275,3 +275,65 @@ async def test_deep_nesting_and_encodings_are_4xx_never_500(ingest: Any) -> None
     gz = await ingest.post("/v1/events", data=b"\x1f\x8b", headers={"Content-Type": "application/json",
                                                                    "Content-Encoding": "gzip"})  # fmt: skip
     assert gz.status == 415 and (await gz.json())["error"]["code"] == "unsupported_encoding"
+
+
+async def test_dedupe_marks_expire_a_window_after_the_games_last_event(ingest: Any) -> None:
+    settings = ingest.settings
+    redis = ingest.app[REDIS].get()
+    key = f"{settings.kafka.topic_prefix}:ingest:game:2019090800"
+    body = msgspec.json.encode(event_dict(play_id="5"))
+    assert (await (await ingest.post("/v1/events", data=body, headers=NDJSON)).json())["accepted"] == 1
+    window_ms = settings.ingest_dedupe_window * 1000
+    first_ttl = await redis.pttl(key)
+    assert 0 < first_ttl <= window_ms  # bounded, not forever
+    # Inside the window a retry is a duplicate, and each event of the game restarts the window.
+    await redis.pexpire(key, 60_000)
+    again = await ingest.post("/v1/events", data=body, headers=NDJSON)
+    assert (await again.json())["duplicates"] == 1
+    assert await redis.pttl(key) > 60_000
+
+
+async def test_a_retry_after_the_window_is_published_again_and_still_counted_once(
+    topics: Settings, make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    from services.query.projection import Projector
+    from shared.db import postgres_dependency
+
+    settings = make_settings("ingest", DATABASE_URL=database_url, INGEST_DEDUPE_WINDOW="1")
+    client = await _client(settings)
+    redis = client.app[REDIS].get()
+    key = f"{settings.kafka.topic_prefix}:ingest:game:2019090800"
+    db = postgres_dependency(make_settings("query", DATABASE_URL=database_url), migrations="services.query")
+    db.start()
+    try:
+        body = msgspec.json.encode(event_dict(play_id="8"))
+        assert (await (await client.post("/v1/events", data=body, headers=NDJSON)).json())["accepted"] == 1
+        async with asyncio.timeout(10):  # Redis drops the game's marks once the window has passed
+            while await redis.exists(key):
+                await asyncio.sleep(0.05)
+        late = await client.post("/v1/events", data=body, headers=NDJSON)
+        assert (await late.json())["accepted"] == 1  # no mark left: published again
+        records = await _published(settings, 2)
+        assert len(events_of(r.value for r in records)) == 2
+        await asyncio.wait_for(db.wait(), 30)
+        projector = Projector(db)
+        for record in records:  # each record as the query consumer applies it, in its own batch
+            await projector.apply_records([record.value])
+        count = await db.get().primary.fetchval(
+            "SELECT count(*) FROM plays WHERE game_id = '2019090800' AND feed_play_id = '8'"
+        )
+        assert count == 1
+    finally:
+        await db.stop()
+        keys = [k async for k in redis.scan_iter(match=f"{settings.kafka.topic_prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await client.close()
+
+
+def test_a_window_under_a_second_is_refused() -> None:
+    from services.ingest.publisher import Publisher
+    from shared.config import SettingsError
+
+    with pytest.raises(SettingsError, match="INGEST_DEDUPE_WINDOW"):
+        Publisher(Settings(service="ingest", ingest_dedupe_window=0), None, None)  # type: ignore[arg-type]
