@@ -31,6 +31,7 @@ def create_app(settings: Settings, options: ImportOptions | None = None) -> web.
     # Registered after the dependencies, so it stops first and a job in flight can still
     # finish its current file and hand the job back.
     add_background(app, "import-jobs", lambda: _run_jobs(app))
+    add_background(app, "dedupe-marks-bound", lambda: _bound_marks(app))
     setup_routes(app)
     return app
 
@@ -38,6 +39,10 @@ def create_app(settings: Settings, options: ImportOptions | None = None) -> web.
 async def _run_jobs(app: web.Application) -> None:
     await app[POSTGRES].wait()
     await app[IMPORTER].run()
+
+
+async def _bound_marks(app: web.Application) -> None:
+    await app[PUBLISHER].bound_old_marks()
 
 
 async def _worker_processes(app: web.Application) -> AsyncIterator[None]:

@@ -141,6 +141,37 @@ class Publisher:
     def __repr__(self) -> str:
         return f"Publisher(topic={self._settings.kafka.plays_topic!r})"
 
+    async def bound_old_marks(self) -> int:
+        """Give every game's marks hash that has no expiry (written before marks expired) the window.
+
+        Run once at start-up; returns how many hashes it bounded. Hashes that already expire
+        keep their own deadline.
+        """
+        await self._redis.wait()
+        redis = self._redis.get()
+        window = int(self._settings.ingest_dedupe_window * 1000)
+        bounded = 0
+        keys: list[bytes] = []
+        async for key in redis.scan_iter(
+            match=f"{self._settings.kafka.topic_prefix}:ingest:game:*", count=1000
+        ):
+            keys.append(key)
+            if len(keys) >= 500:
+                bounded += await self._bound(redis, keys, window)
+                keys = []
+        if keys:
+            bounded += await self._bound(redis, keys, window)
+        if bounded:
+            log.info("dedupe_marks_bounded", hashes=bounded, window_s=self._settings.ingest_dedupe_window)
+        return bounded
+
+    @staticmethod
+    async def _bound(redis: Any, keys: list[bytes], window: int) -> int:
+        pipe = redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.pexpire(key, window, nx=True)  # only where no expiry is set
+        return sum(1 for done in await pipe.execute() if done)
+
     def _key(self, event: PlayEvent) -> str:
         return f"{self._settings.kafka.topic_prefix}:ingest:game:{event.game.game_id}"
 

@@ -337,3 +337,16 @@ def test_a_window_under_a_second_is_refused() -> None:
 
     with pytest.raises(SettingsError, match="INGEST_DEDUPE_WINDOW"):
         Publisher(Settings(service="ingest", ingest_dedupe_window=0), None, None)  # type: ignore[arg-type]
+
+
+async def test_marks_written_before_they_expired_get_the_window_at_start_up(ingest: Any) -> None:
+    settings = ingest.settings
+    redis = ingest.app[REDIS].get()
+    old = f"{settings.kafka.topic_prefix}:ingest:game:2015091000"
+    kept = f"{settings.kafka.topic_prefix}:ingest:game:2015091001"
+    await redis.hset(old, mapping={"p:1": 1, "e:ev-1": 1})  # as written before marks expired
+    await redis.hset(kept, mapping={"p:1": 1})
+    await redis.pexpire(kept, 30_000)
+    assert await ingest.app[PUBLISHER].bound_old_marks() == 1
+    assert 0 < await redis.pttl(old) <= settings.ingest_dedupe_window * 1000
+    assert 0 < await redis.pttl(kept) <= 30_000  # an expiry already set is left as it was
