@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from importlib import resources
 
@@ -57,6 +58,12 @@ async def open_pools(settings: Settings, min_size: int = 1, max_size: int = 10) 
     return Pools(primary, replica)
 
 
+def _terminate_pools(pools: Pools) -> None:
+    if pools.replica is not pools.primary:
+        pools.replica.terminate()
+    pools.primary.terminate()
+
+
 async def close_pools(pools: Pools) -> None:
     if pools.replica is not pools.primary:
         await pools.replica.close()
@@ -77,6 +84,11 @@ def postgres_dependency(
         if migrations:
             try:
                 await migrate(pools.primary, migrations)
+            except asyncio.CancelledError:
+                # Stopped while migrating (say, waiting for another service's migration lock):
+                # the pools are nobody's yet, so they are torn down here, without waiting.
+                _terminate_pools(pools)
+                raise
             except Exception:
                 await close_pools(pools)
                 raise

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
 from services.ingest.app import create_app
-from services.ingest.keys import PRODUCER, PUBLISHER, REDIS
+from services.ingest.keys import POSTGRES, PRODUCER, PUBLISHER, REDIS
 from shared.config import Settings
 from shared.events import events_of
 from tests.factories import event_dict
@@ -316,6 +316,7 @@ async def test_a_retry_after_the_window_is_published_again_and_still_counted_onc
         records = await _published(settings, 2)
         assert len(events_of(r.value for r in records)) == 2
         await asyncio.wait_for(db.wait(), 30)
+        await asyncio.wait_for(client.app[POSTGRES].wait(), 30)  # both migrated before anything stops
         projector = Projector(db)
         for record in records:  # each record as the query consumer applies it, in its own batch
             await projector.apply_records([record.value])
