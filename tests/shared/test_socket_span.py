@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from opentelemetry import trace
@@ -16,12 +18,22 @@ from shared.http import base_app
 from shared.telemetry import current_trace_id
 
 
-async def test_socket_span_ends_at_the_101_and_the_trace_is_still_logged() -> None:
-    app = base_app(Settings(service="spantest"))
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """The spans finished from here on (base_app has installed the SDK's provider)."""
+    base_app(Settings(service="spantest"))
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    collected = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(collected))
+    yield collected
+    collected.shutdown()  # the processor stays on the provider, dropping what it gets
+
+
+async def test_socket_span_ends_at_the_101_and_the_trace_is_still_logged(
+    exporter: InMemorySpanExporter,
+) -> None:
+    app = base_app(Settings(service="spantest"))
     seen: dict[str, object] = {}
     release = asyncio.Event()
 
@@ -48,15 +60,10 @@ async def test_socket_span_ends_at_the_101_and_the_trace_is_still_logged() -> No
         assert seen == {"before": "0af7651916cd43dd8448eb211c80319c", "after": None}
         release.set()
         await ws.close()
-    exporter.shutdown()
 
 
-async def test_a_refused_upgrade_still_ends_its_span_with_the_status() -> None:
+async def test_a_refused_upgrade_still_ends_its_span_with_the_status(exporter: InMemorySpanExporter) -> None:
     app = base_app(Settings(service="spantest"))
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
 
     async def refuse(request: web.Request) -> web.Response:
         raise web.HTTPForbidden()
@@ -70,4 +77,3 @@ async def test_a_refused_upgrade_still_ends_its_span_with_the_status() -> None:
     spans = [s for s in exporter.get_finished_spans() if s.name == "GET /ws"]
     assert len(spans) == 1
     assert spans[0].attributes is not None and spans[0].attributes["http.status_code"] == 403
-    exporter.shutdown()
