@@ -10,6 +10,7 @@ in Redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
@@ -17,11 +18,21 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from services.gateway import accounts, tokens
 from services.gateway.accounts import ROLES, Principal
-from services.gateway.keys import API_KEY_CACHE, POSTGRES, PRINCIPAL, RATE_LIMITER, REDIS, TOKENS, VERDICT
-from services.gateway.ratelimit import REDIS_ERRORS, Limit, Verdict
+from services.gateway.keys import (
+    ADMISSION,
+    API_KEY_CACHE,
+    POSTGRES,
+    PRINCIPAL,
+    RATE_LIMITER,
+    REDIS,
+    TOKENS,
+    VERDICT,
+)
+from services.gateway.ratelimit import REDIS_ERRORS, Limit, Verdict, credit_key
 from shared.errors import ApiError
 from shared.http import SETTINGS
 from shared.logging import bind_contextvars
@@ -34,6 +45,11 @@ WRITERS = frozenset({"feed", "admin"})
 ADMIN = frozenset({"admin"})
 KEYS_GENERATION = "keys-gen"  # bumped whenever a key is revoked or replaced
 UNKNOWN_GENERATION = b"unknown: redis was away"  # never a value Redis holds
+SPECULATIVE = Counter(
+    "snapline_gateway_speculative_total",
+    "Proxied reads sent upstream while their rate-limit and revocation check ran, by its outcome",
+    ["outcome"],
+)
 
 
 @dataclass(frozen=True)
@@ -203,10 +219,15 @@ async def _cache_generation(request: web.Request, username: str, generation: int
         )
 
 
-async def check(request: web.Request, guard: Guard) -> Principal | None:
-    """Authenticate, rate-limit and authorise one request; the principal (None on public routes)."""
+async def check(request: web.Request, guard: Guard, speculate: bool = False) -> Principal | None:
+    """Authenticate, rate-limit and authorise one request; the principal (None on public routes).
+
+    With `speculate` (proxied reads), a caller whose credential checks out locally, whose role
+    may call the route and who has ample budget (ratelimit.Credit) goes on at once: the gate and
+    the revocation check run meanwhile as `request[ADMISSION]`, which `admitted` awaits before
+    anything of the answer is relayed.
+    """
     settings = request.app[SETTINGS]
-    limiter = request.app[RATE_LIMITER]
     ip = client_ip(request)
     principal: Principal | None = None
     failure: ApiError | None = None
@@ -225,6 +246,39 @@ async def check(request: web.Request, guard: Guard) -> Principal | None:
             limits.insert(
                 0, Limit(principal.kind, principal.name, settings.rate_limit_per_minute, guard.cost)
             )
+    if (
+        speculate
+        and principal is not None
+        and principal.role in guard.roles
+        and request.app[RATE_LIMITER].credit.spend(credit_key(limits), guard.cost)
+    ):
+        bind_contextvars(subject=principal.subject, role=principal.role)
+        request[ADMISSION] = asyncio.create_task(_speculative(request, guard, limits, principal))
+        return principal
+    return await _admit(request, guard, limits, principal, failure)
+
+
+async def _speculative(
+    request: web.Request, guard: Guard, limits: list[Limit], principal: Principal
+) -> Principal | None:
+    try:
+        admitted = await _admit(request, guard, limits, principal, None)
+    except BaseException:
+        SPECULATIVE.labels("refused").inc()
+        raise
+    SPECULATIVE.labels("admitted").inc()
+    return admitted
+
+
+async def _admit(
+    request: web.Request,
+    guard: Guard,
+    limits: list[Limit],
+    principal: Principal | None,
+    failure: ApiError | None,
+) -> Principal | None:
+    """Charge `limits`, then refuse, or check the principal is not revoked and may call the route."""
+    limiter = request.app[RATE_LIMITER]
     values: list[bytes | None] | None
     try:
         verdict = await limiter.gate(limits, _reads(request, principal))
@@ -251,12 +305,36 @@ async def check(request: web.Request, guard: Guard) -> Principal | None:
     return principal
 
 
-def guarded(handler: Handler, guard: Guard) -> Handler:
-    """`handler` behind `guard`: authentication (unless public), revocation, rate limits and role."""
+async def admitted(request: web.Request) -> None:
+    """Wait for a speculative request's gate (if it has one): returns once admitted, raises its refusal."""
+    task = request.pop(ADMISSION, None)
+    if task is not None:
+        await task
+
+
+def guarded(handler: Handler, guard: Guard, speculate: bool = False) -> Handler:
+    """`handler` behind `guard`: authentication (unless public), revocation, rate limits and role.
+
+    `speculate`: the handler is an idempotent read that awaits `admitted` before it answers, so
+    the gate may run while it works (see `check`).
+    """
 
     async def run(request: web.Request) -> web.StreamResponse:
-        request[PRINCIPAL] = await check(request, guard)
-        return await handler(request)
+        request[PRINCIPAL] = await check(request, guard, speculate)
+        if ADMISSION not in request:
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except asyncio.CancelledError:
+            task = request.pop(ADMISSION, None)
+            if task is not None:
+                task.cancel()
+            raise
+        except BaseException:
+            await admitted(request)  # a refusal outranks whatever went wrong upstream
+            raise
+        await admitted(request)
+        return response
 
     run.guard = guard  # type: ignore[attr-defined]  # the route table and its tests read it
     return run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -31,6 +33,8 @@ TOKENS = web.AppKey("tokens", Tokens)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 # The rate-limit verdict of the request, for its RateLimit-* headers.
 VERDICT: web.RequestKey[Verdict] = web.RequestKey("verdict")
+# A speculative read's gate and revocation check, running while it is forwarded (auth.check).
+ADMISSION: web.RequestKey[asyncio.Task[Principal | None]] = web.RequestKey("admission")
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # The spliced /v1/live connections: close_where(predicate, code, reason) ends them by principal.
 LIVE_SPLICES = web.AppKey("live_splices", Splices)

@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 from structlog.contextvars import get_contextvars
 from yarl import URL
 
-from services.gateway.auth import Handler
+from services.gateway.auth import Handler, admitted
 from services.gateway.keys import PRINCIPAL, UPSTREAM_POOLS
 from shared.errors import ApiError, bad_request
 from shared.http import SETTINGS
@@ -121,6 +121,7 @@ def proxy_to(name: str) -> Handler:
 async def _relay(
     request: web.Request, upstream: aiohttp.ClientResponse, name: str, request_id: str
 ) -> web.StreamResponse:
+    await admitted(request)  # a speculative read's gate decides before anything is relayed
     headers = CIMultiDict((h, upstream.headers[h]) for h in RESPONSE_HEADERS if h in upstream.headers)
     # Set here: the shared middleware's copy comes too late for a response already streaming.
     headers["X-Request-ID"] = request_id

@@ -34,7 +34,7 @@ _WARN_EVERY = 30.0
 
 # KEYS: n limit keys, then keys to read. ARGV: n, then per limit: period ms, limit, cost.
 # -> {allowed, limit, remaining, reset s, retry s} of the first limit (the worst retry of all),
-#    then the values of the keys read.
+#    the least remaining of all the limits, then the values of the keys read.
 _GATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -58,13 +58,19 @@ if allowed then
     if new[i] > old[i] then redis.call('SET', KEYS[i], tostring(new[i]), 'PX', math.ceil(new[i] - now)) end
   end
 end
-local out = {0, 0, 0, 0, 0}
+local out = {0, 0, 0, 0, 0, 0}
 if n > 0 then
-  local period, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-  local used = (allowed and new[1] or old[1]) - now
-  local remaining = math.floor((period - used) * limit / period)
-  if remaining < 0 then remaining = 0 end
-  out = {allowed and 1 or 0, limit, remaining, math.ceil(used / 1000), math.ceil(retry / 1000)}
+  local least = nil
+  for i = n, 1, -1 do
+    local period, limit = tonumber(ARGV[i*3-1]), tonumber(ARGV[i*3])
+    local used = (allowed and new[i] or old[i]) - now
+    local remaining = math.floor((period - used) * limit / period)
+    if remaining < 0 then remaining = 0 end
+    if least == nil or remaining < least then least = remaining end
+    if i == 1 then
+      out = {allowed and 1 or 0, limit, remaining, math.ceil(used / 1000), math.ceil(retry / 1000), least}
+    end
+  end
 end
 for i = n + 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or false end
 return out
@@ -93,6 +99,7 @@ class Verdict:
     retry_after: int
     values: list[bytes | None]
     refused_kind: str | None = None
+    least: int = 0  # the fewest requests any of the request's limits has left after this one
 
     def headers(self) -> dict[str, str]:
         if not self.limit:
@@ -104,6 +111,48 @@ class Verdict:
         }
 
 
+class Credit:
+    """What this process last heard of each caller's budget, so a read may go upstream before its gate answers.
+
+    Keyed by the set of limits a request charges (principal and client address). A caller is
+    trusted ahead of its gate only while the least of those budgets, as of its last verdict and
+    less what was spent on trust since, is at least `margin` requests: a caller near a limit, one
+    never seen, or one last refused always waits for the gate. Its answer is still awaited before
+    a single byte is relayed, so trust only ever spends upstream work, never a refusal or a
+    revocation; and the overshoot is bounded by what is in flight at once (the upstream pool).
+    """
+
+    __slots__ = ("_left", "capacity", "margin")
+
+    def __init__(self, margin: int = 16, capacity: int = 20_000) -> None:
+        self.margin = margin
+        self.capacity = capacity  # callers remembered; the oldest is forgotten first
+        self._left: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._left)
+
+    def spend(self, key: str, cost: int) -> bool:
+        """Take `cost` on trust if the caller has the margin; False: wait for the gate."""
+        left = self._left.get(key, 0)
+        if left < self.margin * cost:
+            return False
+        self._left[key] = left - cost
+        return True
+
+    def heard(self, key: str, verdict: Verdict) -> None:
+        """Remember a verdict's budget (a refusal forgets the caller: it waits from now on)."""
+        self._left.pop(key, None)
+        if verdict.allowed and verdict.least > 0:
+            self._left[key] = verdict.least
+            if len(self._left) > self.capacity:
+                del self._left[next(iter(self._left))]
+
+
+def credit_key(limits: Sequence[Limit]) -> str:
+    return "\x1f".join(f"{lim.kind}:{lim.identity}" for lim in limits)
+
+
 class RateLimiter:
     """Runs the gate script on the deployment's Redis under its key prefix."""
 
@@ -112,6 +161,7 @@ class RateLimiter:
         self._prefix = prefix
         self.budget = budget  # seconds the gate may take before the request goes on without it
         self._warned_at = -math.inf
+        self.credit = Credit()
 
     def __repr__(self) -> str:
         return f"RateLimiter(prefix={self._prefix!r})"
@@ -129,13 +179,16 @@ class RateLimiter:
                 out = await redis.evalsha(_SHA, len(keys), *keys, *args)
             except NoScriptError:
                 out = await redis.eval(_GATE, len(keys), *keys, *args)
-        allowed, limit, remaining, reset, retry = (int(v) for v in out[:5])
+        allowed, limit, remaining, reset, retry, least = (int(v) for v in out[:6])
         refused = None
         if active and not allowed:
             refused = active[0].kind
-        return Verdict(
-            bool(allowed) or not active, limit, remaining, reset, max(1, retry), list(out[5:]), refused
+        verdict = Verdict(
+            bool(allowed) or not active, limit, remaining, reset, max(1, retry), list(out[6:]), refused, least
         )
+        if active:
+            self.credit.heard(credit_key(active), verdict)
+        return verdict
 
     def refusal(self, verdict: Verdict, what: str) -> ApiError:
         """The 429 for a refused verdict."""

@@ -98,6 +98,7 @@ def upstream_app() -> web.Application:
     app.router.add_get("/v1/plays/slow", slow)
     app.router.add_get("/v1/plays/hold", hold)
     app.router.add_get("/v1/imports/big", big)
+    app.router.add_get("/v1/plays/big", big)  # a read answered in a stream (no Content-Length)
     app.router.add_get("/v1/live", live)
     app.router.add_get("/live/{game_id}", page)
     app.router.add_route("*", "/{tail:.*}", echo)
