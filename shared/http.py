@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import gc
 import re
 import signal
@@ -59,6 +61,11 @@ def _route_name(request: web.Request) -> str:
     return info.canonical if info is not None else "unmatched"
 
 
+@functools.cache
+def _in_flight(service: str) -> Any:
+    return HTTP_IN_FLIGHT.labels(service)  # a labelled child costs a lookup and a lock per call
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, trace span, one summary log line, metrics, and the JSON error format."""
@@ -70,7 +77,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = _route_name(request)
     started = time.perf_counter()
     status = 500
-    HTTP_IN_FLIGHT.labels(settings.service).inc()
+    in_flight = _in_flight(settings.service)
+    in_flight.inc()
     try:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             response = await _observe_socket(request, handler, route, request_id)
@@ -90,18 +98,23 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["X-Request-ID"] = request_id
         return response
     finally:
-        HTTP_IN_FLIGHT.labels(settings.service).dec()
+        in_flight.dec()
         elapsed = time.perf_counter() - started
-        HTTP_REQUESTS.labels(settings.service, route, request.method, str(status)).inc()
-        HTTP_LATENCY.labels(settings.service, route, request.method).observe(elapsed)
-        if request.path not in QUIET_PATHS:
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                ms=round(elapsed * 1000, 2),
-            )
+        # Recorded once the answer is on its way: the handler's return is followed by the
+        # response's write in the same step of this task, and the callback runs after that step,
+        # so the caller does not wait for its log line and metrics (in the request's log context).
+        asyncio.get_running_loop().call_soon(
+            _record, settings.service, route, request, status, elapsed, context=contextvars.copy_context()
+        )
+
+
+def _record(service: str, route: str, request: web.Request, status: int, elapsed: float) -> None:
+    HTTP_REQUESTS.labels(service, route, request.method, str(status)).inc()
+    HTTP_LATENCY.labels(service, route, request.method).observe(elapsed)
+    if request.path not in QUIET_PATHS:
+        log.info(
+            "request", method=request.method, path=request.path, status=status, ms=round(elapsed * 1000, 2)
+        )
 
 
 # A WebSocket's server span covers its handshake and ends with the 101 (end_socket_span), so a

@@ -20,7 +20,9 @@ class UpstreamPool:
     waits for one; the wait happens here, where it is bounded, counted and answered with a 503.
     """
 
-    __slots__ = ("_gate", "_in_use", "_waiting", "acquire_timeout", "limit", "name", "session")
+    __slots__ = (
+        "_acquired", "_gate", "_in_use", "_in_use_gauge", "_waiting", "acquire_timeout", "limit", "name", "session",
+    )  # fmt: skip
 
     def __init__(self, name: str, limit: int, acquire_timeout: float, timeout: aiohttp.ClientTimeout) -> None:
         if limit < 1:
@@ -40,6 +42,9 @@ class UpstreamPool:
         self._waiting = 0
         self._in_use = 0
         POOL_LIMIT.labels(name).set(limit)
+        # Bound once: each request touches these, and a labelled lookup takes a lock every time.
+        self._acquired = POOL_ACQUIRE.labels(name)
+        self._in_use_gauge = POOL_IN_USE.labels(name)
 
     def __repr__(self) -> str:
         return f"UpstreamPool({self.name!r}, in_use={self._in_use}/{self.limit}, waiting={self._waiting})"
@@ -52,14 +57,14 @@ class UpstreamPool:
             await self._wait()
         else:
             await self._gate.acquire()  # free now: no suspension, no timer
-        POOL_ACQUIRE.labels(self.name).observe(time.perf_counter() - started)
+        self._acquired.observe(time.perf_counter() - started)
         self._in_use += 1
-        POOL_IN_USE.labels(self.name).inc()
+        self._in_use_gauge.inc()
         try:
             yield self.session
         finally:
             self._in_use -= 1
-            POOL_IN_USE.labels(self.name).dec()
+            self._in_use_gauge.dec()
             self._gate.release()
 
     async def _wait(self) -> None:
