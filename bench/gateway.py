@@ -38,6 +38,8 @@ from shared.db import migrate
 
 GATEWAY = f"http://127.0.0.1:{SERVICES['gateway']}"
 QUERY = f"http://127.0.0.1:{SERVICES['query']}"
+RELAY_PORT = 18096
+RELAY = f"http://127.0.0.1:{RELAY_PORT}"
 
 
 def rss_kib(pid: int) -> int:
@@ -77,14 +79,37 @@ async def rest_run(
                         continue
                 latencies.append(time.perf_counter() - started)
 
-        for _ in range(min(50, requests)):  # warm the connections and caches
+        for _ in range(min(20, requests)):  # warm the connections and caches
             async with http.get(url, headers=headers) as resp:
                 await resp.read()
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return {"p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
-            "rps": len(latencies) / elapsed, "n": len(latencies), "failed": failures}  # fmt: skip
+            "rps": len(latencies) / elapsed, "n": len(latencies), "failed": failures,
+            "seconds": elapsed, "latencies": latencies}  # fmt: skip
+
+
+def merged(runs: list[dict]) -> dict[str, float]:
+    """One figure set from several runs: percentiles over all their latencies, requests/s over their time."""
+    latencies = [x for r in runs for x in r["latencies"]]
+    elapsed = sum(r["seconds"] for r in runs)
+    return {"p50": pct(latencies, 0.5) * 1000, "p99": pct(latencies, 0.99) * 1000,
+            "rps": len(latencies) / elapsed, "n": len(latencies), "failed": sum(r["failed"] for r in runs)}  # fmt: skip
+
+
+async def paired(
+    headers: dict[str, str], clients: int, requests: int, seconds: float, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Direct, through the raw relay and through the gateway, taken in rotating rounds so drift on a
+    shared machine (other processes, frequency scaling) falls on every side alike."""
+    sides = [("direct", f"{QUERY}/v1/teams", {}), ("relay", f"{RELAY}/v1/teams", {}),
+             ("gateway", f"{GATEWAY}/v1/teams", headers)]  # fmt: skip
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
+    for i in range(rounds):
+        for name, url, h in sides[i % 3 :] + sides[: i % 3]:
+            runs[name].append(await rest_run(url, h, clients, requests // rounds, seconds / rounds))
+    return {name: merged(r) for name, r in runs.items()}
 
 
 # viewer worker: python bench/gateway.py --viewer-worker COUNT KEY
@@ -210,8 +235,8 @@ def stop_viewers(procs: list[subprocess.Popen[str]]) -> int:
     return alive
 
 
-def table(rows: list[tuple[str, str, str, str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+def table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         print(
             " | ".join(
@@ -246,10 +271,19 @@ async def main(args: argparse.Namespace) -> None:
         await pool.close()
         headers = {"X-API-Key": key}
         r, c = args.requests, args.concurrency
-        direct1 = await rest_run(f"{QUERY}/v1/teams", {}, 1, r, args.seconds)
-        gate1 = await rest_run(f"{GATEWAY}/v1/teams", headers, 1, r, args.seconds)
-        directc = await rest_run(f"{QUERY}/v1/teams", {}, c, r, args.seconds)
-        gatec = await rest_run(f"{GATEWAY}/v1/teams", headers, c, r, args.seconds)
+        relay = subprocess.Popen([sys.executable, str(Path(__file__).with_name("relay.py")), str(RELAY_PORT),
+                                  str(SERVICES["query"])], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert relay.stdout is not None and relay.stdout.readline().strip() == "ready"
+            one = await paired(headers, 1, r, args.seconds, args.rounds)
+            many = await paired(headers, c, r, args.seconds, args.rounds)
+        finally:
+            relay.terminate()
+            relay.wait(timeout=10)
+        gate1, gatec = one["gateway"], many["gateway"]
+        if args.rest_only:
+            rest_table(args, one, many)
+            return
         gws = [p.pid for name, p in stack.procs.items() if name.startswith("gateway")]
         live = stack.procs["live"].pid
         # Two descriptors per viewer at a gateway process and 1,000 kept for REST: without
@@ -273,20 +307,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             alive = stop_viewers(procs)
     n = max(1, joined["connected"])
-    print(f"\n== gateway benchmark ({os.cpu_count()} cores; loopback; {args.gateways} gateway process(es) on one "
-          f"port; {args.workers} viewer processes)\n")  # fmt: skip
-    rows = [("GET /v1/teams (API key, rate-limited)", "direct to query", "through gateway", "ratio / added")]
-    for label, d, g in (("1 client", direct1, gate1), (f"{c} clients", directc, gatec)):
-        rows.append(
-            (f"{label}: p50 ms", f"{d['p50']:.2f}", f"{g['p50']:.2f}", f"+{g['p50'] - d['p50']:.2f} ms")
-        )
-        rows.append(
-            (f"{label}: p99 ms", f"{d['p99']:.2f}", f"{g['p99']:.2f}", f"+{g['p99'] - d['p99']:.2f} ms")
-        )
-        rows.append(
-            (f"{label}: requests/s", f"{d['rps']:.0f}", f"{g['rps']:.0f}", f"{g['rps'] / d['rps']:.2f}x")
-        )
-    table(rows)
+    rest_table(args, one, many)
     print()
     rows = [(f"{args.viewers:,} idle viewers on /v1/live", "before", "while connected", "ratio")]
     rows.append(("connected / failed", "", f"{joined['connected']:,} / {joined['failed']:,}", ""))
@@ -314,9 +335,28 @@ async def main(args: argparse.Namespace) -> None:
         )
     rows.append(("viewers still connected at the end", "", f"{alive:,}", ""))
     table(rows)
-    failures = sum(int(x["failed"]) for x in (direct1, gate1, directc, gatec, held1, heldc))
+    runs = [*one.values(), *many.values(), held1, heldc]
+    failures = sum(int(x["failed"]) for x in runs)
     print(f"\nREST failures: {failures}; targets: <= 1 ms p50 added, {args.viewers:,} viewers < 30 s, "
           "REST p99 unaffected, <= 20 KB per idle connection at each hop")  # fmt: skip
+
+
+def rest_table(
+    args: argparse.Namespace, one: dict[str, dict[str, float]], many: dict[str, dict[str, float]]
+) -> None:
+    c = args.concurrency
+    print(f"\n== gateway benchmark ({os.cpu_count()} cores; loopback; {args.gateways} gateway process(es) on one "
+          f"port; {args.workers} viewer processes; {args.rounds} rotating rounds per REST run)\n")  # fmt: skip
+    rows = [("GET /v1/teams (API key, rate-limited)", "direct to query", "raw TCP relay", "through gateway",
+             "gateway added", "gateway - relay")]  # fmt: skip
+    for label, runs in (("1 client", one), (f"{c} clients", many)):
+        d, r, g = runs["direct"], runs["relay"], runs["gateway"]
+        for q in ("p50", "p99"):
+            rows.append((f"{label}: {q} ms", f"{d[q]:.2f}", f"{r[q]:.2f}", f"{g[q]:.2f}",
+                         f"+{g[q] - d[q]:.2f} ms", f"+{g[q] - r[q]:.2f} ms"))  # fmt: skip
+        rows.append((f"{label}: requests/s", f"{d['rps']:.0f}", f"{r['rps']:.0f}", f"{g['rps']:.0f}",
+                     f"{g['rps'] / d['rps']:.2f}x", f"{g['rps'] / r['rps']:.2f}x"))  # fmt: skip
+    table(rows)
 
 
 def parse() -> argparse.Namespace:
@@ -329,6 +369,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="REST clients of the concurrent runs")
     parser.add_argument("--requests", type=int, default=3000, help="at most this many requests per REST run")
     parser.add_argument("--seconds", type=float, default=20.0, help="and at most this long")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="alternating direct/gateway rounds per REST run"
+    )
+    parser.add_argument("--rest-only", action="store_true", help="only the REST comparison, no viewers")
     return parser.parse_args()
 
 

@@ -102,13 +102,13 @@ class BenchStack:
         logs = ROOT / ".local" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
-            with open(logs / f"bench-{name}.log", "ab") as log:
+            with open(logs / f"bench-{name}.log", "wb") as log:
                 self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
                                                     env=self.env(), stdout=log, stderr=log,
                                                     preexec_fn=_raise_open_files)  # fmt: skip
         # More gateway processes on the same port (SO_REUSEPORT): one public entry point.
         for i in range(2, self.gateways + 1):
-            with open(logs / f"bench-gateway-{i}.log", "ab") as log:
+            with open(logs / f"bench-gateway-{i}.log", "wb") as log:
                 self.procs[f"gateway-{i}"] = subprocess.Popen(
                     [sys.executable, "-m", "services.gateway"], cwd=ROOT, env=self.env(), stdout=log,
                     stderr=log, preexec_fn=_raise_open_files,

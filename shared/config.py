@@ -111,6 +111,8 @@ class Settings:
     # Seconds the rate-limit round trip may take (including a wait for a pooled connection)
     # before the request goes on unlimited: a slow Redis must not slow every request down.
     rate_limit_redis_budget: float = 0.5
+    # Proxied reads of callers with ample budget go upstream while their gate runs (auth.check).
+    speculative_reads: bool = True
     upstreams: Mapping[str, str] = field(default_factory=dict)
     # gateway upstream capacity
     # REST connections per upstream service (each has its own pool; WebSockets use none of them).
@@ -187,6 +189,7 @@ class Settings:
             signin_account_per_minute=_int(env, "SIGNIN_ACCOUNT_PER_MINUTE", 50),
             rate_limit_redis_budget=_float(env, "RATE_LIMIT_REDIS_BUDGET", 0.5),
             trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
+            speculative_reads=env.get("GATEWAY_SPECULATIVE_READS", "true").lower() in ("1", "true", "yes"),
             upstreams=upstreams,
             # gateway upstream capacity
             upstream_connections=_int(env, "GATEWAY_UPSTREAM_CONNECTIONS", 64),

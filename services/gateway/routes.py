@@ -15,6 +15,7 @@ from services.gateway import admin, handlers, models
 from services.gateway.auth import ADMIN, ANY_ROLE, PUBLIC, WRITERS, Guard, Handler, guarded
 from services.gateway.live import live_socket
 from services.gateway.proxy import proxy_to
+from shared.http import SETTINGS
 
 
 @dataclass(frozen=True)
@@ -88,5 +89,10 @@ def setup_routes(app: web.Application) -> None:
     for route in ROUTES:
         handler = route.handler if route.handler is not None else proxy_to(route.upstream or "")
         # A proxied GET changes nothing upstream, so its gate may run while it is forwarded.
-        speculate = route.upstream is not None and route.method == "GET" and bool(route.guard.roles)
+        speculate = (
+            app[SETTINGS].speculative_reads
+            and route.upstream is not None
+            and route.method == "GET"
+            and bool(route.guard.roles)
+        )
         app.router.add_route(route.method, route.path, guarded(handler, route.guard, speculate))

@@ -112,3 +112,12 @@ async def test_concurrent_reads_ahead_stay_exact(start_gateway: StartGateway, pe
     for resp in responses:
         if resp.status == 429:
             assert "path" not in await assert_error(resp, 429, "rate_limited")
+
+
+async def test_speculation_can_be_turned_off(start_gateway: StartGateway, people: Accounts) -> None:
+    gateway = await start_gateway(GATEWAY_SPECULATIVE_READS="false")
+    _, key = await people.key("viewer")
+    before = _speculative("admitted")
+    for _ in range(5):
+        assert (await gateway.get("/v1/teams", headers={"X-API-Key": key})).status == 200
+    assert _speculative("admitted") == before
