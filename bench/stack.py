@@ -1,5 +1,6 @@
-"""A throw-away copy of the platform for benchmarks: five service processes on their own ports,
-their own database, topics, consumer groups and Redis key prefix; removed afterwards."""
+"""A throw-away copy of the platform for benchmarks and the test suite's stack tests: five service
+processes on their own ports, their own database, topics, consumer groups and Redis key prefix;
+removed afterwards."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from shared.kafka import delete_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"ingest": 18081, "query": 18082, "analytics": 18083, "live": 18084, "gateway": 18080}
+# Benchmarks measure the path, not the limits: a load generator is one caller on one address.
+BENCH_ENV = {"RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_IP_PER_MINUTE": "100000000"}
 # The gateway holds two descriptors per WebSocket viewer (bench/gateway.py connects 10,000).
 OPEN_FILES = 65536
 
@@ -59,16 +62,29 @@ def _tree_cpu(pid: int, tick: int) -> float:
 class BenchStack:
     """`async with BenchStack(settings) as stack:` runs the services until the block ends."""
 
-    def __init__(self, settings: Settings, log_level: str = "warning", gateways: int = 1) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_level: str = "warning",
+        gateways: int = 1,
+        *,
+        name: str = "bench",
+        prefix: str | None = None,
+        ports: dict[str, int] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.gateways = gateways
-        self.prefix = f"bench{int(time.time())}"
+        self.name = name  # names its logs (.local/logs/<name>-<service>.log) and key file
+        self.ports = dict(ports or SERVICES)
+        self.extra_env = BENCH_ENV if env is None else env
+        self.prefix = prefix or f"{name}{int(time.time())}"
         base, _, _ = settings.database_url.rpartition("/")
         self.admin_url = settings.database_url
         self.database = f"snapline_{self.prefix}"
         self.database_url = f"{base}/{self.database}"
         self.kafka = KafkaSettings(settings.kafka.bootstrap, self.prefix, settings.kafka.play_partitions)
         self.redis_url = settings.redis_url
-        self.gateway_url = f"http://127.0.0.1:{SERVICES['gateway']}"
+        self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
         self.log_level = log_level
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -77,7 +93,7 @@ class BenchStack:
 
     def jwt_keys_file(self) -> Path:
         """The benchmark gateway's own signing keys, made on first use under .local/."""
-        path = ROOT / ".local" / "secrets" / "bench-jwt-keys.json"
+        path = ROOT / ".local" / "secrets" / f"{self.name}-jwt-keys.json"
         if not path.exists():
             keyset.write(path, [keyset.new_key()])
         return path
@@ -85,10 +101,9 @@ class BenchStack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ, DATABASE_URL=self.database_url, KAFKA_TOPIC_PREFIX=self.prefix,
                    KAFKA_BOOTSTRAP=self.kafka.bootstrap, REDIS_URL=self.redis_url, LOG_LEVEL=self.log_level,
-                   LOG_JSON="true", RATE_LIMIT_PER_MINUTE="100000000",
-                   RATE_LIMIT_IP_PER_MINUTE="100000000", JWT_KEYS_FILE=str(self.jwt_keys_file()),
-                   REUSE_PORT="true" if self.gateways > 1 else "false")  # fmt: skip
-        for name, port in SERVICES.items():
+                   LOG_JSON="true", JWT_KEYS_FILE=str(self.jwt_keys_file()),
+                   REUSE_PORT="true" if self.gateways > 1 else "false", **self.extra_env)  # fmt: skip
+        for name, port in self.ports.items():
             env[f"{name.upper()}_PORT"] = str(port)
             env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
             env[f"{name.upper()}_CONSUMER_GROUP"] = f"{self.prefix}-{name}"
@@ -101,14 +116,14 @@ class BenchStack:
         await ensure_topics(self.kafka)
         logs = ROOT / ".local" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
-            with open(logs / f"bench-{name}.log", "wb") as log:
+        for name in self.ports:
+            with open(logs / f"{self.name}-{name}.log", "wb") as log:
                 self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
                                                     env=self.env(), stdout=log, stderr=log,
                                                     preexec_fn=_raise_open_files)  # fmt: skip
         # More gateway processes on the same port (SO_REUSEPORT): one public entry point.
         for i in range(2, self.gateways + 1):
-            with open(logs / f"bench-gateway-{i}.log", "wb") as log:
+            with open(logs / f"{self.name}-gateway-{i}.log", "wb") as log:
                 self.procs[f"gateway-{i}"] = subprocess.Popen(
                     [sys.executable, "-m", "services.gateway"], cwd=ROOT, env=self.env(), stdout=log,
                     stderr=log, preexec_fn=_raise_open_files,
@@ -119,7 +134,7 @@ class BenchStack:
     async def _wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
-            for name, port in SERVICES.items():
+            for name, port in self.ports.items():
                 while True:
                     try:
                         async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
@@ -129,7 +144,7 @@ class BenchStack:
                         pass
                     if self.procs[name].poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(
-                            f"bench {name} did not become ready; see .local/logs/bench-{name}.log"
+                            f"{self.name} {name} did not become ready; see .local/logs/{self.name}-{name}.log"
                         )
                     await asyncio.sleep(0.3)
 

@@ -28,20 +28,52 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
+@pytest.fixture(scope="session")
+async def session_database_url() -> AsyncIterator[str]:
+    """A schema of this test session's own, the default database of every service a test starts;
+    dropped at the end (tests that need a clean slate take `database_url`)."""
+    import asyncpg
+
+    base = (
+        Settings.from_env("test", {}).database_url
+        if "DATABASE_URL" not in os.environ
+        else os.environ["DATABASE_URL"]
+    )
+    schema = f"test_session_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield f"{base}{'&' if '?' in base else '?'}search_path={schema}"
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
 @pytest.fixture
-def make_settings(unique: str) -> Callable[..., Settings]:
-    """Settings for one service, on an isolated topic prefix and consumer group for this test."""
+async def make_settings(unique: str, session_database_url: str) -> AsyncIterator[Callable[..., Settings]]:
+    """Settings for one service, on an isolated topic prefix, consumer group and Redis prefix for
+    this test and the session's own schema; the test's Redis keys are removed afterwards."""
+    import redis.asyncio as aioredis
+
+    prefix = f"test-{unique}"
 
     def build(service: str, **env: str) -> Settings:
         merged = dict(os.environ)
         merged.setdefault("LOG_JSON", "true")
-        merged["KAFKA_TOPIC_PREFIX"] = f"test-{unique}"
-        merged[f"{service.upper()}_CONSUMER_GROUP"] = f"test-{unique}-{service}"
+        merged["DATABASE_URL"] = session_database_url
+        merged["KAFKA_TOPIC_PREFIX"] = prefix
+        merged[f"{service.upper()}_CONSUMER_GROUP"] = f"{prefix}-{service}"
         merged[f"{service.upper()}_PORT"] = "0"
         merged.update(env)
         return Settings.from_env(service, merged)
 
-    return build
+    yield build
+    redis = aioredis.Redis.from_url(Settings.from_env("test").redis_url)
+    try:
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture
@@ -83,3 +115,110 @@ async def started() -> AsyncIterator[Callable[[Any], Any]]:
     yield start
     for dep in reversed(deps):
         await dep.stop()
+
+
+# --- The dev stack is left as it was ------------------------------------------------------------
+# The suite writes only into what it made (its own schemas, databases, topic prefixes, groups and
+# Redis prefixes, all removed by the tests that made them). The hooks below take a snapshot of the
+# set-up's database, Redis and Kafka before the run and compare after it: any table whose row count
+# changed, any schema, database, topic, consumer group or Redis key left behind or removed, and any
+# topic that grew fails the run and is named.
+
+LONG_LIVED = 7200  # seconds: a Redis key with more TTL than this cannot expire during a run
+
+
+async def _dev_snapshot() -> dict[str, Any]:
+    import asyncpg
+    import redis.asyncio as aioredis
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    settings = Settings.from_env("test")
+    snap: dict[str, Any] = {}
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        snap["databases"] = {r[0] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        snap["schemas"] = {r[0] for r in await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'")}  # fmt: skip
+        tables = [r[0] for r in await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1")]  # fmt: skip
+        snap["rows"] = {t: await conn.fetchval(f'SELECT count(*) FROM public."{t}"') for t in tables}
+    finally:
+        await conn.close()
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        keys: dict[bytes, int] = {}
+        async for key in redis.scan_iter(count=5000):
+            keys[key] = await redis.ttl(key)
+        snap["redis_all"] = set(keys)
+        snap["redis_lasting"] = {k for k, ttl in keys.items() if ttl == -1 or ttl > LONG_LIVED}
+    finally:
+        await redis.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+        snap["topics"] = topics
+        snap["groups"] = {g[0] for g in await admin.list_consumer_groups()}
+        described = await admin.describe_topics(sorted(t for t in topics if not t.startswith("__")))
+    finally:
+        await admin.close()
+    parts = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+    snap["offsets"] = {}
+    if parts:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(parts)
+            ends = await consumer.end_offsets(parts)
+            snap["offsets"] = {f"{tp.topic}/{tp.partition}": off for tp, off in ends.items()}
+        finally:
+            await consumer.stop()
+    return snap
+
+
+def _dev_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    changes: list[str] = []
+    for what in ("databases", "schemas", "topics", "groups"):
+        if made := sorted(after[what] - before[what]):
+            changes.append(f"{what} left behind: {', '.join(made[:10])}{' ...' if len(made) > 10 else ''}")
+        # Kafka itself removes a group whose topics were deleted (its offsets go with them).
+        if what != "groups" and (gone := sorted(before[what] - after[what])):
+            changes.append(f"{what} removed: {', '.join(gone[:10])}")
+    for table, count in before["rows"].items():
+        if after["rows"].get(table) != count:
+            changes.append(f"table {table}: {count} rows before, {after['rows'].get(table)} after")
+    if made := sorted(after["redis_all"] - before["redis_all"]):
+        changes.append(f"{len(made)} Redis keys left behind, e.g. {made[:5]}")
+    if gone := sorted(before["redis_lasting"] - after["redis_all"]):
+        changes.append(f"{len(gone)} Redis keys removed, e.g. {gone[:5]}")
+    for part, end in before["offsets"].items():
+        if after["offsets"].get(part, end) != end:
+            changes.append(f"topic partition {part}: end offset {end} before, {after['offsets'][part]} after")
+    return changes
+
+
+_SNAPSHOT = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not session.config.getoption("collectonly"):
+        session.config.stash[_SNAPSHOT] = asyncio.run(_dev_snapshot())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_SNAPSHOT, None)
+    if before is None:
+        return
+    changes = _dev_changes(before, asyncio.run(_dev_snapshot()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if changes:
+        if reporter is not None:
+            reporter.section("the dev stack changed during the run", sep="=", red=True)
+            for line in changes:
+                reporter.line(line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.ensure_newline()
+        reporter.line("dev stack unchanged: database rows, schemas, Redis keys, topics and consumer groups")

@@ -1,40 +1,52 @@
-"""Fixtures and helpers for tests that drive the running stack (`make test` starts it).
-
-They fail, loudly, when the stack is not there: never a silent skip.
+"""The suite's own stack: the five services as processes, on free ports, with their own database,
+topic prefix, consumer groups and Redis key prefix, started once per test session for the tests
+that drive the whole platform (e2e, CLI, security) and removed at the end. The dev stack that
+`make up` runs is never written to (tests/conftest.py checks it is unchanged after the run).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
+from bench.stack import SERVICES, BenchStack
 from services.gateway.accounts import create_key
 from shared.config import Settings
-from shared.db import migrate
 
-GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# Chosen when the suite is collected, so test modules can name the gateway's URL; the processes
+# start with the first test that needs them (the `stack` fixture).
+PORTS = {name: _free_port() for name in SERVICES}
+GATEWAY = f"http://127.0.0.1:{PORTS['gateway']}"
+
+
+@pytest.fixture(scope="session")
+async def stack() -> AsyncIterator[BenchStack]:
+    """The suite's own five services (logs in .local/logs/teststack-<service>.log)."""
+    prefix = f"teststack{uuid.uuid4().hex[:12]}"
+    async with BenchStack(Settings.from_env("test"), log_level="info", name="teststack", prefix=prefix,
+                          ports=PORTS, env={}) as running:  # fmt: skip
+        yield running
 
 
 @pytest.fixture
-async def stack_db() -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the stack's database, with the gateway's tables in place."""
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"{GATEWAY}/healthz", timeout=aiohttp.ClientTimeout(total=5)) as resp,
-        ):
-            assert resp.status == 200, f"GET {GATEWAY}/healthz answered {resp.status}"
-        pool = await asyncpg.create_pool(Settings.from_env("test").database_url, min_size=1, max_size=2)
-    except (aiohttp.ClientError, TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"the Snapline stack is not reachable at {GATEWAY} ({exc}); start it with `make up`")
+async def stack_db(stack: BenchStack) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the suite stack's database (the services made their tables at start-up)."""
+    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
     assert pool is not None
-    await migrate(pool, "services.gateway")
     yield pool
     await pool.close()
 

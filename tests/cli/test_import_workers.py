@@ -248,3 +248,56 @@ async def test_files_go_in_groups_and_each_file_keeps_its_own_outcome(
     summary = await run(wheel, options(fake, 1, 1, files_per_request=3))
     assert summary.files == 2 and len(summary.failures) == 4
     assert sorted(reason for _, reason in summary.failures).count("HTTP 400: said 400") == 3
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Processes of session `sid` still alive (zombies excluded): pid and command line."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat[3]) == sid and stat[0] != "Z":
+            alive.append(f"{entry.name}: {cmdline.strip()}")
+    return alive
+
+
+async def _gone(sid: int, seconds: float = 15) -> list[str]:
+    """Wait until no process of session `sid` is left (or `seconds` passed): what is left."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := _session_processes(sid)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    return left
+
+
+@pytest.mark.parametrize("ending", ["finished", "ctrl-c", "kill -9"])
+async def test_no_process_of_the_import_outlives_it(fake: FakeGateway, tmp_path: Path, ending: str) -> None:
+    """The forkserver and the worker processes end with the command, however it ends."""
+    posted = asyncio.Event()
+    fake.on_post = posted.set
+    fake.holding = ending != "finished"
+    wheel = game_wheel(tmp_path, regular(3))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "snapline_cli.main", "import", "gamecenter", str(wheel),
+        "--gateway", fake.url, "--api-key", "k", "--workers", "2",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(posted.wait(), 60)
+        assert len(_session_processes(proc.pid)) >= 3  # the command, the forkserver, its workers
+        if ending == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        elif ending == "kill -9":
+            proc.kill()  # the command only: the forkserver and workers must notice on their own
+        await asyncio.wait_for(proc.wait(), 60)
+        fake.hold.set()
+        assert await _gone(proc.pid) == []
+    finally:
+        fake.hold.set()
+        if _session_processes(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()

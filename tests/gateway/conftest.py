@@ -23,9 +23,9 @@ StartGateway = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture(scope="session")
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test database with the gateway's schema."""
-    pool = await asyncpg.create_pool(Settings.from_env("test").database_url, min_size=1, max_size=3)
+async def pool(session_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the session's schema, with the gateway's tables."""
+    pool = await asyncpg.create_pool(session_database_url, min_size=1, max_size=3)
     await migrate(pool, "services.gateway")
     yield pool
     await pool.close()
