@@ -107,9 +107,9 @@ async def migrate(pool: asyncpg.Pool, package: str) -> None:
     """
     sql = resources.files(package).joinpath("schema.sql").read_text()
     digest = hashlib.sha256(sql.encode()).hexdigest()
-    lock_key = int.from_bytes(hashlib.sha256(b"snapline schema migrations").digest()[:8], "big", signed=True)
+    migrations_lock = lock_key("snapline schema migrations")
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", migrations_lock)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " package text PRIMARY KEY, digest text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -130,13 +130,35 @@ async def migrate(pool: asyncpg.Pool, package: str) -> None:
 _PARTITION_LOCK = 0x736E61706C696E65  # 'snapline': serialises partition DDL across instances
 
 
-class SeasonPartitions:
-    """Creates the yearly partitions of a season-partitioned table on demand, once per process."""
+def lock_key(name: str) -> int:
+    """The advisory lock key (a signed 64-bit integer) of a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
-    def __init__(self, table: str) -> None:
+
+def swap_lock(package: str) -> int:
+    """The lock a package's writers hold shared and a rebuild takes exclusive to swap its tables in
+    (shared.shadow): no write transaction straddles a swap."""
+    return lock_key(f"snapline table swap {package}")
+
+
+async def share_swap_lock(conn: asyncpg.Connection, key: int | None) -> None:
+    """Hold `key` shared until the caller's transaction ends (None: tables no rebuild swaps, a shadow's own)."""
+    if key is not None:
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", key)
+
+
+class SeasonPartitions:
+    """Creates the yearly partitions of a season-partitioned table on demand, once per process.
+
+    With a `swap_lock`, the DDL runs under it (shared): a partition is created either in the tables
+    a rebuild swaps out, before the swap (which copies their partitions), or in the swapped-in ones.
+    """
+
+    def __init__(self, table: str, swap_lock: int | None = None) -> None:
         if not table.isidentifier():
             raise ValueError(f"{table!r} is not a plain table name")
         self.table = table
+        self._swap_lock = swap_lock
         self._known: set[int] = set()
 
     def __repr__(self) -> str:
@@ -148,6 +170,7 @@ class SeasonPartitions:
         if not missing:
             return
         async with conn.transaction():
+            await share_swap_lock(conn, self._swap_lock)  # before the partition lock, as a swap takes them
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
             for season in sorted(missing):
                 await conn.execute(

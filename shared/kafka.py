@@ -12,6 +12,7 @@ import redis.exceptions
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import ConsumerRecord
@@ -98,6 +99,13 @@ def producer_dependency(settings: Settings) -> Dependency[AIOKafkaProducer]:
     )
 
 
+# The plays topic is the system of record: `snapline rebuild` replays it from offset 0, so it is
+# kept whole, forever (no time or size limit; these override the broker's log.retention.*). Not
+# compacted: a record is keyed by game and holds a batch of that game's events, so compaction would
+# keep one batch per game, not the latest revision of each play. A season is ~50k plays, ~75 MB.
+RETAINED_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+
+
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     """Every topic the platform uses, with its partition count and settings."""
     return [
@@ -105,9 +113,9 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
             settings.plays_topic,
             settings.play_partitions,
             1,
-            topic_configs={"min.insync.replicas": "1", "retention.ms": "-1"},
+            topic_configs={"min.insync.replicas": "1", **RETAINED_FOREVER},
         ),
-        NewTopic(settings.dead_letter_topic, 1, 1, topic_configs={"retention.ms": "-1"}),
+        NewTopic(settings.dead_letter_topic, 1, 1, topic_configs=dict(RETAINED_FOREVER)),
     ]
 
 
@@ -127,9 +135,35 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[NewTopic] | No
             with contextlib.suppress(TopicAlreadyExistsError):  # another instance won the race
                 await admin.create_topics(missing)
         await _wait_for_leaders(admin, {t.name: t.num_partitions for t in wanted})
+        await _set_configs(admin, wanted)
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each topic's effective configuration (name -> value)."""
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    return {
+        name: {entry[0]: entry[1] for entry in entries}
+        for response in responses
+        for _code, _message, _type, name, entries in response.resources
+    }
+
+
+async def _set_configs(admin: AIOKafkaAdminClient, topics: Sequence[NewTopic]) -> None:
+    """Give topics made before their settings (or changed by hand) the settings of topic_specs."""
+    current = await topic_configs(admin, [t.name for t in topics])
+    drifted = [
+        t for t in topics if any(current.get(t.name, {}).get(k) != v for k, v in t.topic_configs.items())
+    ]
+    if not drifted:
+        return
+    # AlterConfigs replaces a topic's whole set of overrides: every setting of the spec is sent.
+    await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, t.name, configs=dict(t.topic_configs)) for t in drifted]
+    )
+    log.info("topic_configs_set", topics=[t.name for t in drifted])
 
 
 async def delete_topics(settings: KafkaSettings) -> None:

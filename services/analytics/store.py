@@ -18,7 +18,7 @@ import msgspec
 
 from services.analytics.aggregates import Contribution, Entries, Week, delta, score, with_week
 from services.analytics.view import DeletedView, EventView, views_of
-from shared.db import Pools, SeasonPartitions
+from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
 from shared.events import PlayEvent, encoder, latest_by_play
 
@@ -97,6 +97,8 @@ def _total_columns(totals: dict[Week, Entries]) -> list[list[Any]]:
 
 
 SPLIT_PLAYS = 2000
+# `snapline rebuild analytics` swaps the four tables under it; every write transaction holds it shared.
+SWAP_LOCK = swap_lock("services.analytics")
 
 
 def _halves(plays: dict[str, EventView]) -> list[dict[str, EventView]]:
@@ -117,10 +119,16 @@ def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 class AggregateStore:
     """Keeps exact totals: each play's last contribution is stored and replaced by difference."""
 
-    def __init__(self, db: Dependency[Pools], on_change: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        db: Dependency[Pools],
+        on_change: Callable[[], Awaitable[None]],
+        swap_lock: int | None = SWAP_LOCK,
+    ) -> None:
         self._db = db
         self._on_change = on_change
-        self._partitions = SeasonPartitions("defender_plays")
+        self._swap_lock = swap_lock  # None: a rebuild's own store, writing its shadow tables
+        self._partitions = SeasonPartitions("defender_plays", swap_lock)
         # Players as last written by this process; remembered only once their transaction commits.
         self._players: dict[str, tuple[str, str | None, str, str | None]] = {}
         self.split_at = SPLIT_PLAYS  # batches of at least this many plays are applied in two halves
@@ -155,6 +163,7 @@ class AggregateStore:
     async def _apply_part(self, pool: asyncpg.Pool, plays: dict[str, EventView]) -> int:
         async with pool.acquire() as conn:
             async with conn.transaction():
+                await share_swap_lock(conn, self._swap_lock)
                 applied, people = await self._apply(conn, plays)
             self._players.update(people)
         return applied

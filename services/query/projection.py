@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from shared.db import Pools, SeasonPartitions
+from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
 from shared.events import (
     GameView,
@@ -132,14 +132,20 @@ def row(event: View) -> tuple[Any, ...]:
 
 
 _SACKED = SACK_IDS | PASSER_SACKED_IDS
+SWAP_LOCK = swap_lock("services.query")  # `snapline rebuild query` swaps plays and games under it
 
 
 class Projector:
-    """Applies batches of Kafka records to PostgreSQL in one transaction each."""
+    """Applies batches of Kafka records to PostgreSQL in one transaction each.
 
-    def __init__(self, db: Dependency[Pools]) -> None:
+    Each transaction holds SWAP_LOCK shared, so a rebuild's swap falls between two batches;
+    a rebuild's own projector, writing its shadow tables, passes `swap_lock=None`.
+    """
+
+    def __init__(self, db: Dependency[Pools], swap_lock: int | None = SWAP_LOCK) -> None:
         self._db = db
-        self._partitions = SeasonPartitions("plays")
+        self._swap_lock = swap_lock
+        self._partitions = SeasonPartitions("plays", swap_lock)
         self.plays_written = 0
 
     def __repr__(self) -> str:
@@ -162,6 +168,7 @@ class Projector:
         async with self._db.get().primary.acquire() as conn:
             await self._partitions.ensure(conn, {g.season for g in games.values()})
             async with conn.transaction():
+                await share_swap_lock(conn, self._swap_lock)
                 changed = await self._write(conn, events)
                 game_rows = [
                     (g.game_id, g.season, g.season_type, g.week, g.home, g.away) for g in games.values()

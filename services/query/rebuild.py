@@ -1,0 +1,26 @@
+"""What `snapline rebuild query` rebuilds: `plays` and `games`, through this service's Projector."""
+
+from __future__ import annotations
+
+from services.query.projection import SWAP_LOCK, Projector
+from shared.db import Pools
+from shared.deps import Dependency
+from shared.rebuild import Apply, Target
+from shared.shadow import Checksum, OwnedTables
+
+TABLES = OwnedTables(
+    package="services.query",
+    swap_lock=SWAP_LOCK,
+    checksums={
+        "plays": Checksum(key=("play_id", "season"), skip=("projected_at",)),
+        "games": Checksum(key=("game_id",), skip=("updated_at",)),
+    },
+    partitioned=("plays",),
+)
+
+
+def _applier(db: Dependency[Pools]) -> Apply:
+    return Projector(db, swap_lock=None).apply_records  # the shadow's own writer: no swap to wait for
+
+
+TARGET = Target("query", TABLES, _applier)
