@@ -27,6 +27,7 @@ from shared.telemetry import (
     CONSUMER_LAG,
     CONSUMER_MESSAGES,
     CONSUMER_REWINDS,
+    CONSUMER_WAITS,
     extract_kafka,
     kafka_headers,
     tracer,
@@ -41,10 +42,38 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,  # a clean PostgreSQL stop ends the sessions with it
+    asyncpg.CrashShutdownError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     KafkaError,
 )
+_DEPENDENCY_MODULES = (("asyncpg", "postgres"), ("redis", "redis"), ("aiokafka", "kafka"))
+
+
+def dependency_of(exc: BaseException) -> str:
+    """The dependency a TRANSIENT failure came from (postgres, redis, kafka), for logs and metrics.
+
+    A refused connection is a bare OSError whichever client made it: the innermost frame of a
+    client library in its traceback names it then.
+    """
+    if isinstance(exc, Unavailable):
+        return exc.name
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return "postgres"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return "redis"
+    if isinstance(exc, KafkaError):
+        return "kafka"
+    found = "unknown"
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        found = next((name for prefix, name in _DEPENDENCY_MODULES if module.startswith(prefix)), found)
+        tb = tb.tb_next
+    return found
+
+
 Record: TypeAlias = ConsumerRecord
 BatchHandler = Callable[[Sequence[Record]], Awaitable[None]]
 
@@ -335,6 +364,9 @@ class ConsumerLoop:
             records = [r for part in batches.values() for r in part]
             if not records:
                 continue
+            # Lag counts this fetch until it is applied: while a dependency is down it shows the
+            # records waiting, not the lag of the last batch that went through.
+            self._set_lag(consumer, {tp: part[0].offset for tp, part in batches.items() if part})
             async with self._lock:
                 # One handler call per fetch: records of different partitions are different
                 # games, and each partition's records keep their order.
@@ -347,10 +379,13 @@ class ConsumerLoop:
                 done = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
                 self._processed.update(done)
                 await self._commit(done)
-                for tp, off in done.items():
-                    end = consumer.highwater(tp)
-                    if end is not None:
-                        CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(end - off, 0))
+                self._set_lag(consumer, done)
+
+    def _set_lag(self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
+        for tp, offset in positions.items():
+            end = consumer.highwater(tp)
+            if end is not None:
+                CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(end - offset, 0))
 
     def _rewind(
         self,
@@ -412,9 +447,10 @@ class ConsumerLoop:
                 raise
             except TRANSIENT as exc:
                 self._last_error = exc
-                log.warning(
-                    "batch_waiting_for_dependency", group=self.group, error=f"{type(exc).__name__}: {exc}"
-                )
+                dependency = dependency_of(exc)
+                CONSUMER_WAITS.labels(self.group, dependency).inc()
+                log.warning("batch_waiting_for_dependency", group=self.group, dependency=dependency,
+                            records=len(records), retry_in=delay, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             except Exception as exc:
                 self._last_error = exc
                 failures += 1

@@ -78,6 +78,11 @@ CONSUMER_REWINDS = Counter(
     "Partitions moved back to their first unapplied record after a failed fetch (redelivery, never a skip)",
     ["group"],
 )
+CONSUMER_WAITS = Counter(
+    "snapline_consumer_dependency_waits_total",
+    "Handler attempts that failed on an unavailable dependency; the batch is retried, uncommitted",
+    ["group", "dependency"],
+)
 CONSUMER_LAG = Gauge("snapline_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 CONSUMER_BATCH_SECONDS = Histogram(
     "snapline_consumer_batch_seconds", "Time to handle one fetched batch", ["group"]

@@ -29,13 +29,18 @@ from services.ingest.options import ImportOptions
 from services.ingest.publisher import Publisher
 from services.ingest.uploads import Spooled, discard
 from shared.events import PlayRecorded
-from shared.kafka import TRANSIENT
+from shared.kafka import TRANSIENT, dependency_of
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 JOBS = Counter("snapline_import_jobs_total", "Import jobs by the status they reached", ["status"])
 FILES = Counter("snapline_import_files_total", "Import files finished, by outcome", ["outcome"])
 T = TypeVar("T")
+RETRIES = Counter(
+    "snapline_import_file_retries_total",
+    "Attempts to import a file that failed on an unavailable dependency (retried without limit)",
+    ["dependency"],
+)
 PENDING_FILES = Gauge("snapline_import_pending_files", "Files of open import jobs not imported yet")
 
 
@@ -170,8 +175,9 @@ class Importer:
                     await task
                 raise
             except TRANSIENT as exc:
+                RETRIES.labels(dependency_of(exc)).inc()
                 log.warning("import_file_retry", job_id=job.id, file=file.name, retry_in=delay,
-                            error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                            dependency=dependency_of(exc), error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.max_retry_delay)
 

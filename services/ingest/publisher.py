@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -25,7 +26,15 @@ log = get_logger(__name__)
 EVENTS = Counter("snapline_ingest_events_total", "Events received by outcome", ["outcome"])
 PUBLISH_SECONDS = Histogram("snapline_ingest_publish_seconds", "Time until Kafka acknowledged a batch")
 PENDING = Gauge("snapline_ingest_pending_records", "Records sent to Kafka and not yet acknowledged")
+REFUSED = Counter(
+    "snapline_ingest_refused_total",
+    "Publishes refused (503) because a dependency is unavailable",
+    ["dependency"],
+)
 PUBLISH_TIMEOUT = 20.0
+KAFKA_PROBE_TIMEOUT = 2.0
+# Redis failing: the claim cannot be made, so nothing is published (a 202 it could not dedupe).
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 BATCH_EVENTS = 200  # about 240 KB of GameCenter events per record
 
 # Each game's marks live in one hash: 'p:<play>' holds the newest claimed revision, negated
@@ -137,9 +146,11 @@ class Publisher:
         self._producer = producer
         self._redis = redis
         self._scripts: tuple[Any, ...] | None = None
+        self._kafka_failed = False  # the last publish found Kafka unavailable
 
     def __repr__(self) -> str:
-        return f"Publisher(topic={self._settings.kafka.plays_topic!r})"
+        kafka = "failing" if self._kafka_failed else "ok"
+        return f"Publisher(topic={self._settings.kafka.plays_topic!r}, kafka={kafka})"
 
     async def bound_old_marks(self) -> int:
         """Give every game's marks hash that has no expiry (written before marks expired) the window.
@@ -189,28 +200,68 @@ class Publisher:
         outcome = Outcome()
         if not events:
             return outcome
-        statuses = await self._per_game(claim, events, lambda e: (_feed_play_id(e), e.revision, e.event_id))
+        await self._probe_kafka(producer, len(events))
+        try:
+            statuses = await self._per_game(
+                claim, events, lambda e: (_feed_play_id(e), e.revision, e.event_id)
+            )
+        except REDIS_DOWN as exc:
+            self._refuse("redis", len(events), exc)
+            raise Unavailable("redis", retry_after=2) from exc
         fresh = [(e, int(prev)) for e, (status, prev) in zip(events, statuses, strict=True) if status == 1]
         outcome.duplicates = sum(1 for status, _ in statuses if status == 0)
         outcome.superseded = sum(1 for status, _ in statuses if status == -1)
         failed = await self._send(producer, [e for e, _ in fresh], live) or [False] * len(fresh)
         acked = [e for (e, _), bad in zip(fresh, failed, strict=True) if not bad]
         if acked:
-            await self._per_game(confirm, acked, lambda e: (_feed_play_id(e), e.revision))
+            try:
+                await self._per_game(confirm, acked, lambda e: (_feed_play_id(e), e.revision))
+            except REDIS_DOWN as exc:
+                # Kafka has them, so they are accepted. Their claims stay provisional: a retry
+                # publishes them again and the consumers' revision guard applies them once.
+                log.warning("dedupe_confirm_failed", events=len(acked), error=f"{type(exc).__name__}: {exc}")
         if any(failed):
             undo = [(e, prev) for (e, prev), bad in zip(fresh, failed, strict=True) if bad]
-            await release(
-                keys=[self._key(e) for e, _ in undo],
-                args=[a for e, prev in undo for a in (_feed_play_id(e), e.revision, e.event_id, prev)],
-            )
-            EVENTS.labels("unavailable").inc(len(undo))
+            try:
+                await release(
+                    keys=[self._key(e) for e, _ in undo],
+                    args=[a for e, prev in undo for a in (_feed_play_id(e), e.revision, e.event_id, prev)],
+                )
+            except REDIS_DOWN as exc:  # provisional claims are published again by a retry anyway
+                log.warning("dedupe_release_failed", events=len(undo), error=f"{type(exc).__name__}: {exc}")
+            self._kafka_failed = True
             log.warning("publish_failed", events=len(fresh), unacknowledged=len(undo))
+            self._refuse("kafka", len(undo))
             raise Unavailable("kafka", retry_after=5)
         outcome.accepted = len(fresh)
         EVENTS.labels("accepted").inc(outcome.accepted)
         EVENTS.labels("duplicate").inc(outcome.duplicates)
         EVENTS.labels("superseded").inc(outcome.superseded)
         return outcome
+
+    async def _probe_kafka(self, producer: AIOKafkaProducer, events: int) -> None:
+        """After a publish Kafka failed, ask it for metadata before claiming anything.
+
+        While the broker stays away, requests are refused at once instead of each waiting
+        PUBLISH_TIMEOUT with its records queued in the producer; the first answer closes the probe.
+        """
+        if not self._kafka_failed:
+            return
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), KAFKA_PROBE_TIMEOUT)
+        except Exception as exc:
+            self._refuse("kafka", events, exc)
+            raise Unavailable("kafka", retry_after=5) from exc
+        self._kafka_failed = False
+        log.info("kafka_available_again")
+
+    @staticmethod
+    def _refuse(dependency: str, events: int, exc: BaseException | None = None) -> None:
+        EVENTS.labels("unavailable").inc(events)
+        REFUSED.labels(dependency).inc()
+        if exc is not None:
+            log.warning("publish_refused", dependency=dependency, events=events,
+                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
     async def _per_game(
         self, script: Any, events: list[PlayEvent], item: Callable[[PlayEvent], tuple[Any, ...]]
