@@ -114,27 +114,39 @@ class BenchStack:
         await conn.execute(f"CREATE DATABASE {self.database}")
         await conn.close()
         await ensure_topics(self.kafka)
-        logs = ROOT / ".local" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
         for name in self.ports:
-            with open(logs / f"{self.name}-{name}.log", "wb") as log:
-                self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT,
-                                                    env=self.env(), stdout=log, stderr=log,
-                                                    preexec_fn=_raise_open_files)  # fmt: skip
+            self._spawn(name, "services." + name, "wb")
         # More gateway processes on the same port (SO_REUSEPORT): one public entry point.
         for i in range(2, self.gateways + 1):
-            with open(logs / f"{self.name}-gateway-{i}.log", "wb") as log:
-                self.procs[f"gateway-{i}"] = subprocess.Popen(
-                    [sys.executable, "-m", "services.gateway"], cwd=ROOT, env=self.env(), stdout=log,
-                    stderr=log, preexec_fn=_raise_open_files,
-                )  # fmt: skip
+            self._spawn(f"gateway-{i}", "services.gateway", "wb")
         await self._wait_ready()
         return self
 
-    async def _wait_ready(self, timeout: float = 120) -> None:
+    def _spawn(self, name: str, module: str, mode: str) -> None:
+        logs = ROOT / ".local" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{self.name}-{name}.log", mode) as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=self.env(),
+                                                stdout=log, stderr=log, preexec_fn=_raise_open_files)  # fmt: skip
+
+    def kill(self, name: str) -> None:
+        """SIGKILL service `name` (as a crash or an OOM kill would) and reap it."""
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    async def restart(self, name: str) -> None:
+        """Start service `name` again, as `make up` starts what is not running; wait until ready."""
+        if self.procs[name].poll() is None:
+            raise RuntimeError(f"{self.name} {name} is still running")
+        self._spawn(name, "services." + name.split("-")[0], "ab")
+        await self._wait_ready(only=name)
+
+    async def _wait_ready(self, timeout: float = 120, only: str | None = None) -> None:
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             for name, port in self.ports.items():
+                if only is not None and name != only:
+                    continue
                 while True:
                     try:
                         async with http.get(f"http://127.0.0.1:{port}/readyz") as r:

@@ -207,6 +207,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         session.config.stash[_SNAPSHOT] = asyncio.run(_dev_snapshot())
 
 
+@pytest.hookimpl(trylast=True)  # after the runner's own, which tears the session's fixtures down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     before = session.config.stash.get(_SNAPSHOT, None)
     if before is None:
