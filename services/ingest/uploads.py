@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from shared.errors import ApiError
@@ -96,6 +96,10 @@ async def _multipart(request: web.Request, directory: Path, budget: _Budget) -> 
             items.append(Spooled(Path(part.filename).name, path, size))
     except (ValueError, AssertionError) as exc:  # aiohttp's words for a malformed multipart body
         raise ApiError(400, "malformed_multipart", f"the multipart body cannot be read: {exc}") from None
+    except HttpProcessingError as exc:  # a part's headers are not HTTP (control bytes in a name, ...)
+        raise ApiError(
+            400, "malformed_multipart", f"a part's headers cannot be read: {exc.message[:200]!r}"
+        ) from None
     return items
 
 

@@ -115,6 +115,14 @@ async def test_only_bad_files_is_a_failed_job(start_ingest: Callable[..., Any]) 
         ("?format=gamecenter", b"", GZ, 400, "nothing_uploaded"),
         ("?format=gamecenter", b"x", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
         ("?format=gamecenter", b"x" * 5000, GZ, 413, "payload_too_large"),
+        # A part whose headers hold control bytes (found by schemathesis): not HTTP, so a 400.
+        (
+            "?format=gamecenter",
+            b'--b\r\nContent-Disposition: form-data; name="\x08\x1b"\r\n\r\nx\r\n--b--\r\n',
+            {"Content-Type": "multipart/form-data; boundary=b"},
+            400,
+            "malformed_multipart",
+        ),
     ],
 )
 async def test_bad_uploads_get_a_json_error_naming_the_problem(
