@@ -34,6 +34,7 @@ from shared.telemetry import (
 )
 
 log = get_logger(__name__)
+STOP_SECONDS = 10.0  # each of a stopping consumer's last commit and its leaving the group
 # Failures of infrastructure, not of the record: retried until they pass, never dead-lettered.
 TRANSIENT: tuple[type[BaseException], ...] = (
     Unavailable,
@@ -323,12 +324,26 @@ class ConsumerLoop:
         return consumer
 
     async def stop(self) -> None:
-        """Commit what was processed and leave the group."""
+        """Commit what was processed and leave the group, each within STOP_SECONDS.
+
+        A shutdown must end: a commit that waits on a rebalance that does not settle, or a group
+        coordinator that does not answer, is given up (logged); what was applied and not committed
+        is delivered again to the next owner, which the idempotent handlers make harmless.
+        """
         if self.consumer is None:
             return
-        async with self._lock:
-            await self._commit(self._processed)
-        await self.consumer.stop()
+        consumer = self.consumer
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                async with self._lock:
+                    await self._commit(self._processed)
+        except TimeoutError:
+            log.warning("consumer_stop_commit_gave_up", group=self.group, seconds=STOP_SECONDS)
+        try:
+            async with asyncio.timeout(STOP_SECONDS):
+                await consumer.stop()
+        except TimeoutError:
+            log.warning("consumer_stop_gave_up", group=self.group, seconds=STOP_SECONDS)
         self.consumer = None
 
     async def commit_processed(self, partitions: Sequence[TopicPartition]) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +224,74 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     elif reporter is not None:
         reporter.ensure_newline()
         reporter.line("dev stack unchanged: database rows, schemas, Redis keys, topics and consumer groups")
+
+
+# --- A teardown that hangs says where ---------------------------------------------------------
+# A fixture's clean-up that waits forever (a task that never ends) would hold the run until CI's
+# time limit; after TEARDOWN_WARN seconds every asyncio task's stack is printed, so the log names it.
+TEARDOWN_WARN = float(os.environ.get("TEST_TEARDOWN_WARN", "60"))
+
+
+HANG_LOG = Path(__file__).resolve().parents[1] / ".local" / "logs" / "test-hangs.log"
+
+
+def _dump_tasks(loop: asyncio.AbstractEventLoop | None, nodeid: str) -> None:
+    """Thread stacks now, asyncio task stacks as soon as the loop runs: to .local/logs/test-hangs.log
+    (pytest holds stderr while a test runs) and, once the phase ends, to the terminal too."""
+    import faulthandler
+
+    HANG_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with HANG_LOG.open("a") as out:
+        out.write(f"\n=== {nodeid} still running after {TEARDOWN_WARN:.0f} s\n")
+        out.flush()
+        faulthandler.dump_traceback(file=out, all_threads=True)  # even if the loop is blocked
+
+    def tasks() -> None:
+        with HANG_LOG.open("a") as out:
+            out.write(f"--- asyncio tasks of {nodeid}\n")
+            for task in asyncio.all_tasks(loop):
+                task.print_stack(file=out)
+
+    if loop is not None:
+        loop.call_soon_threadsafe(tasks)
+
+
+_LOOP: list[asyncio.AbstractEventLoop] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_loop() -> AsyncIterator[None]:
+    """Remembers the session's event loop, for the teardown watchdog."""
+    _LOOP.append(asyncio.get_running_loop())
+    yield
+    _LOOP.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    yield from _watched(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    yield from _watched(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Any:
+    yield from _watched(item)
+
+
+def _watched(item: pytest.Item) -> Any:
+    import threading
+
+    loop = _LOOP[0] if _LOOP else None
+    timer = threading.Timer(TEARDOWN_WARN, _dump_tasks, (loop, item.nodeid)) if loop is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
