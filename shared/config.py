@@ -125,6 +125,9 @@ class Settings:
     upstream_read_timeout: float = 120.0  # between reads, never a whole long stream
     # The live service's side of the same sockets: permessage-deflate costs ~100 KB per viewer.
     live_ws_compress: bool = False
+    # Messages kept per game for resumes (a game is ~200 plays and their corrections); a resume
+    # from before the oldest kept is answered `reload`. ~700 bytes each in Redis.
+    live_history_length: int = 5000
     # ingest: seconds a game's dedupe marks are kept after its last event. 8 days: a feed retries
     # within minutes, and the league's stat corrections come within the week after a game (a
     # correction is a new revision, which needs no mark); past the window a retry is published
@@ -197,6 +200,7 @@ class Settings:
             upstream_connect_timeout=_float(env, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT", 5.0),
             upstream_read_timeout=_float(env, "GATEWAY_UPSTREAM_READ_TIMEOUT", 120.0),
             live_ws_compress=env.get("LIVE_WS_COMPRESS", "").lower() in ("1", "true", "yes"),
+            live_history_length=_int(env, "LIVE_HISTORY_LENGTH", 5000),
             ingest_dedupe_window=_float(env, "INGEST_DEDUPE_WINDOW", 8 * 24 * 3600.0),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),

@@ -24,7 +24,9 @@ def create_app(settings: Settings, options: LiveOptions | None = None) -> web.Ap
     app[OPTIONS] = options
     add_dependency(app, PRODUCER, producer_dependency(settings))  # dead letters
     add_dependency(app, REDIS, redis_dependency(settings))
-    sequencer = app[SEQUENCER] = Sequencer(app[REDIS], settings.kafka.topic_prefix, options.game_ttl_seconds)
+    sequencer = app[SEQUENCER] = Sequencer(
+        app[REDIS], settings.kafka.topic_prefix, options.game_ttl_seconds, settings.live_history_length
+    )
     hub = app[HUB] = Hub(sequencer.history, options.client_queue_size)
     loop = plays_loop(settings, sequencer, app[PRODUCER])
     add_consumer(app, CONSUMER, loop, settings)

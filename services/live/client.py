@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from services.live.metrics import MESSAGES_SENT, REPLAYED
+from services.live.messages import reload
+from services.live.metrics import MESSAGES_SENT, RELOADS, REPLAYED
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -155,7 +156,16 @@ class Client:
         self._last[item.game_id] = item.seq
 
     async def _catch_up(self, game_id: str, up_to: int | None) -> None:
-        missed = await self._history(game_id, self._last[game_id], up_to)
+        last = self._last[game_id]
+        missed = await self._history(game_id, last, up_to)
+        if (missed and missed[0][0] != last + 1) or (not missed and up_to is not None and up_to > last):
+            # The stream no longer holds what this client missed (it was trimmed while the client
+            # fell behind): it reloads the game from the query API; what follows comes live.
+            upto = up_to if up_to is not None else missed[-1][0]
+            RELOADS.labels("trimmed").inc()
+            await self._send(reload(game_id, upto, "trimmed"))
+            self._last[game_id] = upto
+            return
         REPLAYED.inc(len(missed))
         for seq, text in missed:
             await self._send(text)

@@ -36,8 +36,12 @@ def plays_handler(sequencer: Sequencer) -> BatchHandler:
         live = [r for r in records if not is_history(r)]
         if len(live) < len(records):
             # History (bulk imports of past games) is not broadcast: viewers follow live games,
-            # and `snapline replay` turns a stored game into a live feed when one is wanted.
-            SEQUENCED.labels("history").inc(sum(_event_count(r) for r in records if is_history(r)))
+            # and `snapline replay` turns a stored game into a live feed when one is wanted. The
+            # games are remembered (records are keyed by game), so a viewer of one is told to
+            # load it from the query API instead of waiting for plays that never come.
+            history = [r for r in records if is_history(r)]
+            SEQUENCED.labels("history").inc(sum(_event_count(r) for r in history))
+            await sequencer.mark_history(sorted({r.key.decode() for r in history if r.key}))
         if not live:
             return
         events = views_of(record.value for record in live)

@@ -85,9 +85,18 @@ def control(kind: str, **fields: Any) -> str:
     return _encoder.encode({"type": kind, **fields}).decode()
 
 
-def error(code: str, message: str) -> str:
+def error(code: str, message: str, **fields: Any) -> str:
     """An error message; the connection stays open."""
-    return control("error", error={"code": code, "message": message})
+    return control("error", error={"code": code, "message": message}, **fields)
+
+
+RELOAD_REASONS = ("trimmed", "ahead", "unknown_game", "not_live")
+
+
+def reload(game_id: str, seq: int, reason: str) -> str:
+    """Tell a client its copy of a game cannot be completed from the stream: load the game from the
+    query API; live messages after `seq` follow (unless the game is unknown)."""
+    return control("reload", game_id=game_id, seq=seq, reason=reason)
 
 
 def heartbeat() -> str:

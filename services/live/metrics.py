@@ -19,3 +19,8 @@ SEQUENCED = Counter("snapline_live_events_total", "Play events seen by the seque
 REPLAYED = Counter(
     "snapline_live_replayed_total", "Messages sent from the stream rather than live: resumes and gap fills"
 )
+RELOADS = Counter(
+    "snapline_live_reloads_total",
+    "Clients told to reload a game from the query API, by reason (trimmed, ahead, unknown_game, not_live)",
+    ["reason"],
+)

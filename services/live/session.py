@@ -6,7 +6,8 @@ from redis.exceptions import RedisError
 
 from services.live.client import Client, Drop, Sync
 from services.live.hub import Hub
-from services.live.messages import control, error
+from services.live.messages import control, error, reload
+from services.live.metrics import RELOADS
 from services.live.protocol import ProtocolError, Resume, Subscribe, Unsubscribe, parse
 from services.live.sequencer import Sequencer
 from shared.deps import Unavailable
@@ -51,13 +52,29 @@ class Session:
         # in the stream the Sync reads or queued behind the Sync, never lost.
         self._hub.follow(self._client, new)
         try:
-            current = await self._sequencer.current(game_ids)
+            state = await self._sequencer.state(game_ids)
         except BaseException:
             self._hub.unfollow(self._client, new)
             raise
-        self._hub.send(self._client, control("subscribed", game_ids=game_ids, seq=current))
-        for game_id in new:
-            self._hub.send(self._client, Sync(game_id, current[game_id]))
+        unknown = [g for g in game_ids if not state[g][1]]
+        if unknown:
+            # Still followed: a game that has not started is unknown until its first play, and
+            # its messages then come from seq 1. The error tells a mistyped id from a live game.
+            listed = ", ".join(unknown)
+            message = (f"no game {listed} is known here yet (no live stream, no stored plays); "
+                       "its messages follow from seq 1 if it starts")  # fmt: skip
+            self._hub.send(self._client, error("unknown_game", message, game_ids=unknown))
+        current = {g: state[g][0] for g in game_ids}
+        known = [g for g in game_ids if g not in unknown]
+        if known:
+            self._hub.send(
+                self._client, control("subscribed", game_ids=known, seq={g: current[g] for g in known})
+            )
+        for game_id in game_ids:
+            if game_id in new:
+                self._hub.send(self._client, Sync(game_id, current[game_id]))
+            if game_id in known and current[game_id] == 0:  # stored as history only: in the query API
+                self._reload(game_id, 0, "not_live")
 
     def _unsubscribe(self, game_ids: list[str]) -> None:
         self._hub.unfollow(self._client, game_ids)
@@ -66,11 +83,38 @@ class Session:
         self._hub.send(self._client, control("unsubscribed", game_ids=game_ids))
 
     async def _resume(self, game_id: str, after_seq: int) -> None:
+        """The missed messages in order, or a `reload` naming why they cannot be sent."""
         self._check_room([game_id])
-        # The current seq lets a client whose after_seq is ahead of it see its state is stale.
-        current = await self._sequencer.current([game_id])
-        self._hub.follow(self._client, [game_id])
-        self._hub.send(
-            self._client, control("resumed", game_id=game_id, after_seq=after_seq, seq=current[game_id])
-        )
-        self._hub.send(self._client, Sync(game_id, after_seq))
+        followed = game_id in self._client.games
+        self._hub.follow(self._client, [game_id])  # before reading: nothing published meanwhile is lost
+        try:
+            current, known = (await self._sequencer.state([game_id]))[game_id]
+            oldest = await self._sequencer.oldest(game_id) if known and after_seq < current else None
+        except BaseException:
+            if not followed:
+                self._hub.unfollow(self._client, [game_id])
+            raise
+        if not known:
+            # Followed all the same: if the game starts, its messages come from seq 1.
+            self._reload(game_id, 0, "unknown_game")
+            self._hub.send(self._client, Sync(game_id, 0))
+            return
+        if current == 0:
+            reason = "not_live"
+        elif after_seq > current:
+            reason = "ahead"
+        elif after_seq < current and (oldest is None or oldest > after_seq + 1):
+            reason = "trimmed"
+        else:
+            self._hub.send(
+                self._client, control("resumed", game_id=game_id, after_seq=after_seq, seq=current)
+            )
+            self._hub.send(self._client, Sync(game_id, after_seq))
+            return
+        # The client reloads the game from the query API; what follows `current` comes live.
+        self._reload(game_id, current, reason)
+        self._hub.send(self._client, Sync(game_id, current))
+
+    def _reload(self, game_id: str, seq: int, reason: str) -> None:
+        RELOADS.labels(reason).inc()
+        self._hub.send(self._client, reload(game_id, seq, reason))

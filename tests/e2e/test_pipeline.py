@@ -48,7 +48,9 @@ async def test_a_play_flows_through_every_service(stack_keys: dict[str, str], ga
     async with aiohttp.ClientSession(GATEWAY) as http:
         async with http.ws_connect("/v1/live", headers={"X-API-Key": stack_keys["viewer"]}) as ws:
             await ws.send_json({"op": "subscribe", "game_ids": [game_id]})
-            await _next_message(ws, "subscribed")
+            # The game has not started: live names it unknown and follows it all the same.
+            unknown = await _next_message(ws, "error")
+            assert (unknown["error"]["code"], unknown["game_ids"]) == ("unknown_game", [game_id])
 
             resp = await http.post("/v1/events", json=_event(game_id, defender, 83), headers=feed)
             assert resp.status == 202, await resp.text()

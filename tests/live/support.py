@@ -110,5 +110,17 @@ async def nothing_more(ws: ClientWebSocketResponse, within: float = 0.5) -> None
 
 
 async def subscribe(ws: ClientWebSocketResponse, *game_ids: str) -> dict[str, Any]:
+    """Subscribe; the replies merged: `subscribed` for known games, `unknown` for the games the
+    `unknown_game` error named (followed all the same, from seq 0)."""
     await ws.send_json({"op": "subscribe", "game_ids": list(game_ids)})
-    return await receive(ws, ("subscribed",))
+    merged: dict[str, Any] = {"type": "subscribed", "game_ids": [], "seq": {}, "unknown": []}
+    while set(merged["game_ids"]) | set(merged["unknown"]) != set(game_ids):
+        reply = await receive(ws, ("subscribed", "error"))
+        if reply["type"] == "error":
+            assert reply["error"]["code"] == "unknown_game", reply
+            merged["unknown"] += reply["game_ids"]
+            merged["seq"].update({g: 0 for g in reply["game_ids"]})
+        else:
+            merged["game_ids"] += reply["game_ids"]
+            merged["seq"].update(reply["seq"])
+    return merged

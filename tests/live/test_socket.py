@@ -80,7 +80,7 @@ async def test_bad_ops_get_an_error_and_keep_the_connection(start_live: StartLiv
         assert err["code"] == code
         assert mentions in err["message"]
     ack = await subscribe(ws, f"G{unique}")
-    assert ack["game_ids"] == [f"G{unique}"]
+    assert ack["unknown"] == [f"G{unique}"]  # not started: an error names it, and it is followed
     await ws.send_json({"op": "unsubscribe", "game_ids": [f"G{unique}"]})
     assert (await receive(ws, ("unsubscribed",)))["game_ids"] == [f"G{unique}"]
     await ws.close()
