@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import resource
 import signal
@@ -31,8 +32,15 @@ BENCH_ENV = {"RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_IP_PER_MINUTE": "
 OPEN_FILES = 65536
 
 
-def _raise_open_files() -> None:
-    """In each service process: as many descriptors as allowed (as root, past the hard limit)."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """In each service process, before it runs: it ends when the process that started it dies
+    (a killed benchmark or test run leaves no service behind), and it may open as many
+    descriptors as allowed (as root, past the hard limit)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = OPEN_FILES if os.geteuid() == 0 else max(soft, hard)
     with contextlib.suppress(ValueError, OSError):  # not allowed: keep what the parent had
@@ -127,7 +135,7 @@ class BenchStack:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{self.name}-{name}.log", mode) as log:
             self.procs[name] = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=self.env(),
-                                                stdout=log, stderr=log, preexec_fn=_raise_open_files)  # fmt: skip
+                                                stdout=log, stderr=log, preexec_fn=_child_setup)  # fmt: skip
 
     def kill(self, name: str) -> None:
         """SIGKILL service `name` (as a crash or an OOM kill would) and reap it."""
