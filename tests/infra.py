@@ -395,7 +395,7 @@ class PrivateKafka(PrivateProcess):
         self.config.write_text(rendered + "num.io.threads=2\nnum.network.threads=1\n")
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # Kafka's cluster id form
         proc = await asyncio.create_subprocess_exec(
-            *self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cid, "-c", str(self.config)),
+            *self._java("kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cid}", "-c", str(self.config)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await proc.communicate()
