@@ -52,6 +52,9 @@ async def test_sigterm_commits_offsets_and_exits_zero(
         async with asyncio.timeout(30):
             _, stderr = await proc.communicate()
         assert proc.returncode == 0, stderr.decode()[-2000:]
+        # EVENT_LOOP defaults to uvloop, and the service says which loop it runs on.
+        starting = next(line for line in stderr.decode().splitlines() if '"starting"' in line)
+        assert '"event_loop": "uvloop"' in starting, starting
     finally:
         if proc.returncode is None:
             proc.kill()
