@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import cast
 
 from services.gateway.accounts import Principal
 from services.gateway.metrics import LIVE_CLOSES, LIVE_SPLICED
@@ -225,8 +226,8 @@ class LiveSide(asyncio.Protocol):
         return f"LiveSide(spliced={self.splice is not None})"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's do not subclass asyncio.Transport, but have its methods).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.splice is not None:
