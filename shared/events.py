@@ -19,6 +19,9 @@ SCHEMA_VERSION = 1
 
 SeasonType = Literal["PRE", "REG", "POST"]
 Side = Literal["offense", "defense", "special", "unknown"]
+# A game's status after a play: `halftime` after the play that ends the first half, `final` after
+# the last play; `scheduled` is a game's status before its first play (live's game_state).
+GameStatus = Literal["scheduled", "in_progress", "halftime", "final"]
 # Patterns are checked once at the edge (ingest) by `valid_team`/`valid_clock`, not by every
 # decoder: regex constraints tripled the decode cost that each consumer pays per event.
 TeamCode = Annotated[
@@ -91,6 +94,12 @@ class Play(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     personnel: dict[str, Any] | None = None
     participants: list[Participant] = []
     stats: list[StatCredit] = []
+    # The score after the play, and the game's status after it. Added with defaults (a feed that
+    # does not send them leaves them None): the score a viewer sees is the feed's, not a sum of
+    # the plays a consumer happened to receive.
+    home_score: Count | None = None
+    away_score: Count | None = None
+    game_status: GameStatus | None = None
 
 
 class PlayRecorded(
@@ -187,6 +196,9 @@ class SituationView(msgspec.Struct, kw_only=True, gc=False):
     turnover: bool = False
     penalty: bool = False
     description: str = ""
+    home_score: int | None = None
+    away_score: int | None = None
+    game_status: str | None = None
 
 
 def view_decoder(*views: type) -> Callable[[Iterable[bytes]], list[Any]]:

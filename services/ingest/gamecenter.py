@@ -15,8 +15,11 @@ from typing import Any
 
 import msgspec
 
-from shared.events import Game, Participant, Play, PlayRecorded, Side, StatCredit
+from shared.events import Game, GameStatus, Participant, Play, PlayRecorded, Side, StatCredit
+from shared.logging import get_logger
 from shared.stats import CATEGORY
+
+log = get_logger(__name__)
 
 TOUCHDOWN_IDS = frozenset({11, 13, 16, 22, 24, 26, 28, 34, 36, 46, 48, 60, 62, 64})
 TURNOVER_IDS = frozenset({19, 106})
@@ -67,7 +70,13 @@ def load_players(raw: bytes) -> dict[str, tuple[str | None, str | None]]:
 
 
 def decode_file(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
-    """A `.json.gz` or `.json` file's game id and drives; GameCenterError names what is wrong.
+    """A `.json.gz` or `.json` file's game id and drives; GameCenterError names what is wrong."""
+    game_id, drives, _ = _decode(name, data)
+    return game_id, drives
+
+
+def _decode(name: str, data: bytes) -> tuple[str, dict[str, Any], _GameDoc | None]:
+    """The game id, the drives and (when the file has the usual shape) the score parts.
 
     The drives are decoded straight into the few fields the adapter reads (`_Drive`, `_RawPlay`,
     `_Credit`); a file whose drives have an unexpected shape somewhere is decoded loosely and
@@ -92,15 +101,17 @@ def decode_file(name: str, data: bytes) -> tuple[str, dict[str, Any]]:
     if len(games) != 1:
         raise GameCenterError(f"{name}: expected one game object keyed by its game id")
     game_id, raw = games[0]
+    doc_: _GameDoc | None = None
     try:
-        drives: Any = _game.decode(raw).drives
+        doc_ = _game.decode(raw)
+        drives: Any = doc_.drives
     except msgspec.ValidationError:
         drives = _loose_game.decode(raw).drives
         if isinstance(drives, dict):
             drives = _convert_drives(name, drives)
     if not isinstance(drives, dict):
         raise GameCenterError(f"{name}: game {game_id} has no drives")
-    return game_id, drives
+    return game_id, drives, doc_
 
 
 def _convert_drives(name: str, drives: dict[str, Any]) -> dict[str, Any]:
@@ -140,10 +151,25 @@ class _Drive(msgspec.Struct, gc=False):
     plays: dict[str, _RawPlay] | None = None
 
 
+class _Side(msgspec.Struct, gc=False):
+    abbr: Any = None
+    score: Any = None  # {"1": .., "2": .., "3": .., "4": .., "5": overtime, "T": final}
+
+
+class _Scoring(msgspec.Struct, gc=False):
+    type: Any = None  # TD, FG, SAF
+    team: Any = None
+    desc: Any = None
+
+
 class _GameDoc(msgspec.Struct):
-    """The part of a game object read here: the drives, not the teams' stat blocks beside them."""
+    """The part of a game object read here: the drives and the score, not the box score beside them."""
 
     drives: dict[str, _Drive | int] | None = None  # 'crntdrv' is an int among the drives
+    home: _Side | None = None
+    away: _Side | None = None
+    scrsummary: dict[str, _Scoring] | None = None
+    qtr: Any = None  # "Final", "final overtime", or the quarter of a game in progress
 
 
 class _LooseGameDoc(msgspec.Struct):
@@ -291,7 +317,7 @@ def game_events(
     players: dict[str, tuple[str | None, str | None]],
 ) -> list[PlayRecorded]:  # fmt: skip
     """Every play of one GameCenter file as a PlayRecorded event, in game order."""
-    game_id, drives = decode_file(name, data)
+    game_id, drives, doc = _decode(name, data)
     sched = schedule.get(game_id)
     if sched is None:
         raise GameCenterError(f"{name}: game {game_id} is not in schedule.json")
@@ -303,11 +329,127 @@ def game_events(
     except (AttributeError, TypeError, ValueError) as exc:
         raise GameCenterError(f"{name}: drives are not in the GameCenter shape ({exc})") from None
     opponents = _opponents(sched)
+    score = score_game(doc, ordered, sched)
+    if score.reconciled:
+        log.info("score_reconciled", game_id=game_id, quarters=score.reconciled)
     for sequence, (drive, play_id, raw) in enumerate(ordered, start=1):
         try:
             play = _play(drive, play_id, sequence, raw, sched, players, opponents)
         except (AttributeError, KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
             raise GameCenterError(f"{name}: play {play_id} of drive {drive}: {exc}") from None
+        if score.after:
+            home_score, away_score = score.after[sequence - 1]
+            play = msgspec.structs.replace(play, home_score=home_score, away_score=away_score,
+                                           game_status=score.status[sequence - 1])  # fmt: skip
         events.append(PlayRecorded(event_id=f"gc-{game_id}-{play_id}-1", occurred_at=sched.kickoff,
                                    game=game, play=play, source="gamecenter"))  # fmt: skip
     return events
+
+
+# Points of a scoring play by its scrsummary type, and of a try by the play's note.
+SCORING_POINTS = {"TD": 6, "FG": 3, "SAF": 2}
+TRY_POINTS = {"XP": 1, "2PS": 2, "2PR": 2}
+TRY_NOTES = frozenset({"XP", "XPM", "XPB", "XPA", "2PS", "2PR", "2PPF", "2PRF"})
+# A touchdown whose try has no play of its own: the scoring summary names it in parentheses,
+# "(J.Tucker kick is good)", "(T.Choice run)", "(A.Rodgers-J.Nelson pass)" (both succeeded).
+_KICK_GOOD = re.compile(r"\(\S+ kick is good\)", re.IGNORECASE)
+_TWO_POINTS = re.compile(r"\(\S+ run\)|\(\S+-\S+ pass\)")
+_FINAL = frozenset({"final", "final overtime"})
+
+
+@dataclass(slots=True)
+class GameScore:
+    """The score after each play (home, away) and the status after it, in play order; `reconciled`
+    lists the quarters whose plays did not add up to the file's score for that quarter."""
+
+    after: list[tuple[int, int]]
+    status: list[GameStatus]
+    reconciled: list[int]
+
+
+def _period(quarter: Any) -> int:
+    # The file's score by quarter has "1".."4" and one "5" for all overtime.
+    try:
+        return min(max(int(quarter), 1), 5)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _has_try_play(plays: list[tuple[int, str, _RawPlay]], drive: int) -> bool:
+    """Whether a drive holds its touchdown's try as a play of its own (it may sort before the
+    touchdown: play ids are not always in game order)."""
+    for d, _, raw in plays:
+        if d == drive:
+            desc = (raw.desc or "").lower()
+            if raw.note in TRY_NOTES or "extra point" in desc or "two-point" in desc:
+                return True
+    return False
+
+
+def score_game(
+    doc: _GameDoc | None, plays: list[tuple[int, str, _RawPlay]], game: ScheduledGame
+) -> GameScore:
+    """The running score from the scoring plays, checked against the file's score by quarter.
+
+    Touchdowns, field goals and safeties come from the scoring summary (which names the team that
+    scored, also for a defensive score), tries from their plays' notes (XP, 2PS, 2PR), and a try the
+    play-by-play lacks from the summary's text. At the last play of each quarter the running score
+    is compared with the file's score through that quarter; where the play-by-play lacks a scoring
+    play (about 3 % of the corpus's games), the file's score is taken from that play on, so every
+    quarter ends, and the game finishes, with the file's score. Nothing when the file has no score.
+    """
+    if doc is None or doc.home is None or doc.away is None or not plays:
+        return GameScore([], [], [])
+    try:
+        by_quarter = [{k: int(v) for k, v in dict(side.score).items()} for side in (doc.home, doc.away)]
+    except (TypeError, ValueError):
+        return GameScore([], [], [])
+    sides: dict[Any, int] = {}
+    for index, codes in enumerate(((game.home, doc.home.abbr), (game.away, doc.away.abbr))):
+        for code in codes:
+            sides.setdefault(code, index)
+            sides.setdefault(ALIASES.get(code), index)
+    summary = doc.scrsummary or {}
+    last_of_period: dict[int, int] = {}
+    for i, (_, _, raw) in enumerate(plays):
+        last_of_period[_period(raw.qtr)] = i
+    running = [0, 0]
+    after: list[tuple[int, int]] = []
+    status: list[GameStatus] = []
+    reconciled: list[int] = []
+    final = str(doc.qtr or "").lower() in _FINAL
+    for i, (drive, play_id, raw) in enumerate(plays):
+        scoring = summary.get(play_id)
+        if scoring is not None and scoring.type in SCORING_POINTS:
+            # The summary's team is who scored, but in some 2009 files it is wrong for kicks and
+            # safeties: a field goal is the kicking (possessing) team's, a safety its opponent's.
+            side = sides.get(scoring.team)
+            possessing = sides.get(raw.posteam)
+            if possessing is not None and scoring.type == "FG":
+                side = possessing
+            elif possessing is not None and scoring.type == "SAF":
+                side = 1 - possessing
+            if side is not None:
+                running[side] += SCORING_POINTS[scoring.type]
+                if scoring.type == "TD" and not _has_try_play(plays, drive):
+                    text = str(scoring.desc or "")
+                    running[side] += 1 if _KICK_GOOD.search(text) else 2 if _TWO_POINTS.search(text) else 0
+        points = TRY_POINTS.get(raw.note)
+        if points and sides.get(raw.posteam) is not None:
+            running[sides[raw.posteam]] += points
+        period = _period(raw.qtr)
+        if last_of_period.get(period) == i or (final and i == len(plays) - 1):
+            through = [sum(q.get(str(p), 0) for p in range(1, period + 1)) for q in by_quarter]
+            if final and i == len(plays) - 1:
+                through = [q.get("T", t) for q, t in zip(by_quarter, through, strict=True)]
+            if through != running:
+                reconciled.append(period)
+                running = through
+        after.append((running[0], running[1]))
+        if final and i == len(plays) - 1:
+            status.append("final")
+        elif period == 2 and last_of_period.get(2) == i and 3 in last_of_period:
+            status.append("halftime")
+        else:
+            status.append("in_progress")
+    return GameScore(after, status, reconciled)

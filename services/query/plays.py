@@ -40,7 +40,8 @@ _FLAGS = ("touchdown", "sack", "pressure")
 SELECT = (
     "SELECT play_id, game_id, season, season_type, week, quarter, clock, down, yards_to_go, yardline_100, "
     "offense, defense, play_type, yards_gained, touchdown, turnover, penalty, sack, pressure, description, "
-    "drive, sequence, revision, formation, personnel, participants, stats FROM plays"
+    "drive, sequence, revision, home_score, away_score, game_status, formation, personnel, participants, stats "
+    "FROM plays"
 )
 _JSON_COLUMNS = ("formation", "personnel", "participants", "stats")
 # A cursor is opaque to clients: base64url of the last row's (season, game_id, sequence, play_id).

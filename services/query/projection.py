@@ -33,7 +33,7 @@ COLUMNS = (
     "home", "away", "sequence", "drive", "quarter", "clock", "down", "yards_to_go", "yardline_100",
     "offense", "defense", "play_type", "yards_gained", "touchdown", "turnover", "penalty", "sack",
     "pressure", "description", "formation", "personnel", "participants", "stats", "player_ids",
-    "event_id", "occurred_at",
+    "event_id", "occurred_at", "home_score", "away_score", "game_status",
 )  # fmt: skip
 _KEYS = ("play_id", "season")
 _UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in _KEYS)
@@ -111,7 +111,8 @@ def row(event: View) -> tuple[Any, ...]:
     if isinstance(event, Deleted):
         return (*head, event.play_id, event.revision, True, g.season_type, g.week, g.home, g.away,
                 0, None, None, None, None, None, None, None, None, None, None, False, False, False,
-                False, False, None, None, None, "[]", "[]", [], event.event_id, event.occurred_at)  # fmt: skip
+                False, False, None, None, None, "[]", "[]", [], event.event_id, event.occurred_at,
+                None, None, None)  # fmt: skip
     p = event.play
     credits = _credit_refs.decode(p.stats)
     stat_ids = {c.stat_id for c in credits}
@@ -127,7 +128,7 @@ def row(event: View) -> tuple[Any, ...]:
         None if p.formation is None else _json.encode(p.formation).decode(),
         None if p.personnel is None else _json.encode(p.personnel).decode(),
         bytes(p.participants).decode(), bytes(p.stats).decode(), player_ids,
-        event.event_id, event.occurred_at,
+        event.event_id, event.occurred_at, p.home_score, p.away_score, p.game_status,
     )  # fmt: skip
 
 

@@ -65,3 +65,8 @@ CREATE INDEX IF NOT EXISTS games_season ON games (season, season_type, week);
 -- Databases made before participants and stats became json.
 ALTER TABLE plays ALTER COLUMN participants TYPE json, ALTER COLUMN stats TYPE json,
     ALTER COLUMN participants SET DEFAULT '[]', ALTER COLUMN stats SET DEFAULT '[]';
+
+-- The score after each play and the game's status after it (events carry them since the score
+-- and game state were added to the contract; older events leave them null).
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS home_score integer, ADD COLUMN IF NOT EXISTS away_score integer,
+    ADD COLUMN IF NOT EXISTS game_status text;

@@ -137,3 +137,62 @@ def test_drives_of_an_unexpected_shape_are_read_loosely(reference) -> None:  # t
     )
     [event] = gc.game_events("odd.json", data, *reference)
     assert (event.play.play_id, event.play.yards_gained, event.play.offense) == ("36", 4, "CAR")
+
+
+def _quarter_ends(events):  # type: ignore[no-untyped-def]
+    ends = {}
+    for e in events:
+        ends[min(e.play.quarter, 5)] = (e.play.home_score, e.play.away_score)
+    return ends
+
+
+def test_every_play_carries_the_score_after_it_and_the_status(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    # 2013-09-05, BAL at DEN: 0-7, 14-10, 21-0, 14-10 by quarter; 49-27.
+    events = _events(wheel, reference, "nflgame/gamecenter-json/2013090500.json.gz")
+    assert _quarter_ends(events) == {1: (0, 7), 2: (14, 17), 3: (35, 17), 4: (49, 27)}
+    assert [e.play.game_status for e in events].count("halftime") == 1
+    halftime = next(e for e in events if e.play.game_status == "halftime")
+    assert halftime.play.quarter == 2 and halftime.play.sequence == max(
+        e.play.sequence for e in events if e.play.quarter == 2
+    )
+    assert events[-1].play.game_status == "final"
+    assert {e.play.game_status for e in events[:-1]} == {"in_progress", "halftime"}
+    first_td = next(e for e in events if e.play.touchdown)
+    assert (first_td.play.offense, first_td.play.home_score, first_td.play.away_score) == ("BAL", 0, 6)
+    for e in events:
+        assert decoder.decode(encoder.encode(e)) == e
+
+
+def test_the_running_score_adds_up_to_the_files_score_across_the_corpus(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    # From the scoring plays alone; where a file's play-by-play lacks a scoring play, the quarter
+    # ends with the file's score (score_game's `reconciled`): at most 3 % of the games.
+    schedule = reference[0]
+    games = reconciled = 0
+    for member in wheel.namelist():
+        if not member.startswith("nflgame/gamecenter-json/"):
+            continue
+        try:
+            game_id, drives, doc = gc._decode(member, wheel.read(member))
+        except gc.GameCenterError:
+            continue
+        score = gc.score_game(doc, gc._ordered_plays(drives), schedule[game_id])
+        if not score.after:
+            continue  # 2016080751: the cancelled Hall of Fame game has no plays
+        games += 1
+        reconciled += bool(score.reconciled)
+        assert doc is not None and doc.home is not None and doc.away is not None
+        home, away = doc.home.score, doc.away.score
+        if str(doc.qtr).lower() in ("final", "final overtime"):
+            assert score.after[-1] == (home["T"], away["T"]), game_id
+            assert score.status[-1] == "final", game_id
+        ends: dict[int, tuple[int, int]] = {}
+        ordered = gc._ordered_plays(drives)
+        for (_, _, raw), after in zip(ordered[:-1], score.after, strict=False):
+            ends[gc._period(raw.qtr)] = after
+        last = gc._period(ordered[-1][2].qtr)  # the last play's quarter ends at the final score
+        for q in range(1, 5):
+            if q in ends and q != last:
+                assert ends[q] == (sum(home[str(p)] for p in range(1, q + 1)),
+                                   sum(away[str(p)] for p in range(1, q + 1))), (game_id, q)  # fmt: skip
+    assert games == 3578
+    assert reconciled <= games * 0.03, reconciled
