@@ -138,6 +138,9 @@ class Settings:
     # Messages kept per game for resumes (a game is ~200 plays and their corrections); a resume
     # from before the oldest kept is answered `reload`. ~700 bytes each in Redis.
     live_history_length: int = 5000
+    # ...and for this long once the game is final (a late viewer catches up from the stream;
+    # after it, `reload not_live` sends the viewer to the query API, which holds every play).
+    live_final_history_seconds: int = 24 * 3600
     # ingest: seconds a game's dedupe marks are kept after its last event. 8 days: a feed retries
     # within minutes, and the league's stat corrections come within the week after a game (a
     # correction is a new revision, which needs no mark); past the window a retry is published
@@ -212,6 +215,7 @@ class Settings:
             upstream_read_timeout=_float(env, "GATEWAY_UPSTREAM_READ_TIMEOUT", 120.0),
             live_ws_compress=env.get("LIVE_WS_COMPRESS", "").lower() in ("1", "true", "yes"),
             live_history_length=_int(env, "LIVE_HISTORY_LENGTH", 5000),
+            live_final_history_seconds=_int(env, "LIVE_FINAL_HISTORY_SECONDS", 24 * 3600),
             ingest_dedupe_window=_float(env, "INGEST_DEDUPE_WINDOW", 8 * 24 * 3600.0),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),

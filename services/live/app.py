@@ -25,7 +25,11 @@ def create_app(settings: Settings, options: LiveOptions | None = None) -> web.Ap
     add_dependency(app, PRODUCER, producer_dependency(settings))  # dead letters
     add_dependency(app, REDIS, redis_dependency(settings))
     sequencer = app[SEQUENCER] = Sequencer(
-        app[REDIS], settings.kafka.topic_prefix, options.game_ttl_seconds, settings.live_history_length
+        app[REDIS],
+        settings.kafka.topic_prefix,
+        options.game_ttl_seconds,
+        settings.live_history_length,
+        settings.live_final_history_seconds,
     )
     hub = app[HUB] = Hub(sequencer.history, options.client_queue_size)
     loop = plays_loop(settings, sequencer, app[PRODUCER])

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.live.client import Client, History, Live, Outgoing, Sync
 from services.live.metrics import CLIENTS, QUEUE_DEPTH, QUEUE_DEPTH_MAX, SLOW_DISCONNECTS
+from services.live.sequencer import LEAGUE
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -24,6 +25,8 @@ class Hub:
         self._clients: set[Client] = set()
         self._followers: dict[str, set[Client]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._relayed: set[str] = set()  # games whose channel the relay has subscribed to
+        self._relay_changed = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
@@ -65,6 +68,18 @@ class Hub:
         """The games some local client follows."""
         return set(self._followers)
 
+    def relayed(self, game_ids: set[str]) -> None:
+        """The relay's subscriptions now: the channels of `game_ids` deliver here."""
+        self._relayed = set(game_ids)
+        self._relay_changed.set()
+        self._relay_changed = asyncio.Event()
+
+    async def until_relayed(self, game_id: str, seconds: float) -> None:
+        """Wait until the relay receives `game_id`'s channel (TimeoutError after `seconds`)."""
+        async with asyncio.timeout(seconds):
+            while game_id not in self._relayed:
+                await self._relay_changed.wait()
+
     def catch_up(self, game_ids: Iterable[str]) -> None:
         """Have the followers of these games read what pub/sub may not have brought them."""
         for game_id in game_ids:
@@ -76,6 +91,13 @@ class Hub:
         item = Live(game_id, seq, text)
         for client in list(self._followers.get(game_id, ())):
             self.send(client, item)
+
+    def publish_league(self, game_id: str, text: str) -> None:
+        """Queue a game's `score` or `game_state` for the league channel's followers, except those
+        following that game itself (they have it from the game's own stream)."""
+        for client in list(self._followers.get(LEAGUE, ())):
+            if game_id not in client.games:
+                self.send(client, text)
 
     def broadcast(self, text: str) -> None:
         """Queue an unsequenced message for every client."""

@@ -62,6 +62,12 @@ def play_fields(event: Any) -> dict[str, Any]:
         "yards_gained": play.yards_gained,
         "touchdown": play.touchdown,
         "description": play.description,
+        "drive": play.drive,
+        "home": event.game.home,
+        "away": event.game.away,
+        "home_score": play.home_score,
+        "away_score": play.away_score,
+        "game_status": play.game_status,
     }
 
 
@@ -73,11 +79,60 @@ def body(event: Any) -> tuple[str, dict[str, Any]]:
     return _KINDS[tag], play_fields(event)
 
 
+def _split(kind: str, game_id: str, rest: dict[str, Any]) -> tuple[bytes, bytes]:
+    head = _encoder.encode({"type": kind, "game_id": game_id})
+    return head[:-1] + b',"seq":', b"," + _encoder.encode(rest)[1:]
+
+
 def split_message(event: Any) -> tuple[bytes, bytes]:
     """The message JSON before and after the seq value, so Redis can splice the seq in verbatim."""
     kind, rest = body(event)
-    head = _encoder.encode({"type": kind, "game_id": event.game.game_id})
-    return head[:-1] + b',"seq":', b"," + _encoder.encode(rest)[1:]
+    return _split(kind, event.game.game_id, rest)
+
+
+class Followups(msgspec.Struct, gc=False):
+    """What a play's event may add after its own message: a `score` and a `game_state`, each with a
+    signature of the fields whose change sends it (the script compares it with the game's last)."""
+
+    order: int  # the play's sequence: only the game's latest play moves its score and state
+    score_sig: bytes = b""
+    score: tuple[bytes, bytes] = (b"", b"")
+    state_sig: bytes = b""
+    state: tuple[bytes, bytes] = (b"", b"")
+
+
+def followups(event: Any) -> Followups | None:
+    """The `score` and `game_state` messages a play could send (None for a delete).
+
+    `score` goes out when the score changes; `game_state` when the status, quarter, possession
+    or down and distance change. The situation is the play's (the snap's down, distance and
+    field position), the score and status those after it. Both come from what the feed reports:
+    an event without a score sends no `score`, one without a game status no `game_state`.
+    """
+    play = getattr(event, "play", None)
+    if play is None:
+        return None
+    game = event.game
+    status = play.game_status
+    out = Followups(order=play.sequence)
+    scored = play.home_score is not None and play.away_score is not None
+    if scored:
+        out.score_sig = f"{play.home_score}-{play.away_score}".encode()
+        out.score = _split("score", game.game_id, {
+            "home": game.home, "away": game.away, "home_score": play.home_score,
+            "away_score": play.away_score, "quarter": play.quarter, "clock": play.clock,
+            "play_id": play_key(event),
+        })  # fmt: skip
+    if status is None:
+        return out
+    out.state_sig = f"{status}|{play.quarter}|{play.offense}|{play.down}|{play.yards_to_go}".encode()
+    out.state = _split("game_state", game.game_id, {
+        "status": status, "quarter": play.quarter, "clock": play.clock, "possession": play.offense,
+        "down": play.down, "yards_to_go": play.yards_to_go, "yardline_100": play.yardline_100,
+        "drive": play.drive, "home": game.home, "away": game.away, "home_score": play.home_score,
+        "away_score": play.away_score, "play_id": play_key(event),
+    })  # fmt: skip
+    return out
 
 
 def control(kind: str, **fields: Any) -> str:

@@ -25,6 +25,7 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
     game's stream.
     """
     client = await redis.wait()
+    league = sequencer.keys.league.encode()
     async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
         subscribed: set[str] = set()
         log.info("relay_started")
@@ -34,6 +35,7 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
                 await _resubscribe(pubsub, sequencer, wanted - subscribed, subscribed - wanted)
                 hub.catch_up(wanted - subscribed)
                 subscribed = wanted
+                hub.relayed(subscribed)
             if not subscribed:
                 # A plain sleep, not a timed wait on an event: nothing here may turn a
                 # cancellation at shutdown into a timeout that the loop would swallow.
@@ -44,7 +46,10 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
                 continue
             data: bytes = message["data"]
             head = head_decoder.decode(data)
-            hub.publish(head.game_id, head.seq, data.decode())
+            if message["channel"] == league:
+                hub.publish_league(head.game_id, data.decode())
+            else:
+                hub.publish(head.game_id, head.seq, data.decode())
             # A burst can sit in one read buffer; yielding lets writers drain between messages,
             # so only clients that really fall behind fill their queues.
             await asyncio.sleep(0)

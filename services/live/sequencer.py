@@ -2,56 +2,93 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.live.messages import split_message
+from services.live.messages import followups, split_message
 from shared.deps import Dependency
 from shared.events import play_key
 
-# KEYS: revisions hash, seq counter, stream of one game. ARGV: channel, ttl, history length, then
-# per event (play id, revision, head, tail). Returns each event's seq, 0 for one already sequenced.
-# The message is spliced from the Python-built halves so cjson never re-encodes a number.
-# One call per game and fetch: revisions are read with one HMGET and written with one HSET,
-# the seqs taken with one INCRBY, and the expiry refreshed once; only the stream entry and
-# the publish are per event. The stream keeps about the last `history length` messages (XADD's
-# approximate MAXLEN: whole radix-tree nodes are dropped, so a few more may stay).
+# KEYS: revisions hash, seq counter, stream, state hash and known marker of one game. ARGV: channel,
+# ttl, history length, league channel, ttl once final; then per event (play id, revision, head,
+# tail, play sequence or "" for a delete, then signature, head and tail of its `score` and of its
+# `game_state`). Returns each event's seq, 0 for one already sequenced.
+# Messages are spliced from the Python-built halves so cjson never re-encodes a number. After a
+# fresh play message, the game's latest play (by sequence; a late correction of an older play
+# does not move the score back) sends `score` and `game_state` when their signatures differ from
+# the game's last, each with the next seq, also on the league channel; the last of each is kept
+# for league subscribers. Revisions are read with one HMGET and written with one HSET; the stream
+# keeps about the last `history length` messages (XADD's approximate MAXLEN: whole radix-tree
+# nodes are dropped, so a few more may stay). Once a game is final its keys expire after the
+# shorter ttl, and the known marker (the long ttl) tells a late viewer to load it from the query API.
 SEQUENCE_LUA = """
-local n = (#ARGV - 3) / 4
+local S, P = 11, 5
+local n = (#ARGV - P) / S
 local plays = {}
-for i = 1, n do plays[i] = ARGV[4 * i] end
+for i = 1, n do plays[i] = ARGV[P + S * (i - 1) + 1] end
 local seen = redis.call('HMGET', KEYS[1], unpack(plays))
-local latest, fresh, out = {}, {}, {}
+local st = redis.call('HMGET', KEYS[4], 'hi', 'score', 'state', 'final')
+local hi = tonumber(st[1] or '-1')
+local score, state, final = st[2] or '', st[3] or '', st[4] or ''
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local latest, out, writes = {}, {}, {}
+local moved = false
+local function emit(head, tail, league)
+  seq = seq + 1
+  local message = head .. seq .. tail
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'm', message)
+  redis.call('PUBLISH', ARGV[1], message)
+  if league then redis.call('PUBLISH', ARGV[4], message) end
+  return message
+end
 for i = 1, n do
-  local rev = tonumber(ARGV[4 * i + 1])
+  local b = P + S * (i - 1)
+  local rev = tonumber(ARGV[b + 2])
   if (latest[plays[i]] or tonumber(seen[i] or '0')) >= rev then
     out[i] = 0
   else
     latest[plays[i]] = rev
-    fresh[#fresh + 1] = i
+    out[i] = seq + 1
+    emit(ARGV[b + 3], ARGV[b + 4], false)
+    writes[#writes + 1] = plays[i]
+    writes[#writes + 1] = ARGV[b + 2]
+    local order = tonumber(ARGV[b + 5])
+    if order and order >= hi then
+      hi = order
+      moved = true
+      if ARGV[b + 6] ~= '' and ARGV[b + 6] ~= score then
+        score = ARGV[b + 6]
+        redis.call('HSET', KEYS[4], 'score_msg', emit(ARGV[b + 7], ARGV[b + 8], true))
+      end
+      if ARGV[b + 9] ~= '' and ARGV[b + 9] ~= state then
+        state = ARGV[b + 9]
+        redis.call('HSET', KEYS[4], 'state_msg', emit(ARGV[b + 10], ARGV[b + 11], true))
+        if string.sub(state, 1, 6) == 'final|' then final = '1' end
+      end
+    end
   end
 end
-if #fresh > 0 then
-  local seq = redis.call('INCRBY', KEYS[2], #fresh) - #fresh
-  local writes = {}
-  for _, i in ipairs(fresh) do
-    seq = seq + 1
-    local message = ARGV[4 * i + 2] .. seq .. ARGV[4 * i + 3]
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'm', message)
-    redis.call('PUBLISH', ARGV[1], message)
-    out[i] = seq
-    writes[#writes + 1] = plays[i]
-    writes[#writes + 1] = ARGV[4 * i + 1]
-  end
+if #writes > 0 then
+  redis.call('SET', KEYS[2], seq)
   redis.call('HSET', KEYS[1], unpack(writes))
 end
-for k = 1, 3 do
-  redis.call('EXPIRE', KEYS[k], ARGV[2])
+if moved then
+  redis.call('HSET', KEYS[4], 'hi', hi, 'score', score, 'state', state, 'final', final)
+end
+local ttl = ARGV[2]
+if final == '1' then
+  ttl = ARGV[5]
+  redis.call('SET', KEYS[5], 'final', 'EX', ARGV[2])
+end
+for k = 1, 4 do
+  redis.call('EXPIRE', KEYS[k], ttl)
 end
 return out
 """
+LEAGUE = "*"  # the pseudo game id of the league-wide channel
 SCRIPT_EVENTS = 1000  # events per script call: Lua's unpack() has a stack limit of about 8000
 HISTORY_PAGE = 500
 
@@ -79,19 +116,35 @@ class Keys:
         """Set for a game whose plays came as history only (imports): known, but not live."""
         return f"{self.game(game_id)}:known"
 
+    def state(self, game_id: str) -> str:
+        """The game's latest score and state: signatures and messages, for changes and league joins."""
+        return f"{self.game(game_id)}:state"
+
     def channel(self, game_id: str) -> str:
         return f"{self.prefix}:events:{game_id}"
+
+    @property
+    def league(self) -> str:
+        """The channel of every game's `score` and `game_state` (clients follow it as game "*")."""
+        return self.channel(LEAGUE)
+
+    @property
+    def league_games(self) -> str:
+        """Hash: game id -> when live last sequenced one of its events (epoch seconds)."""
+        return f"{self.prefix}:league"
 
 
 class Sequencer:
     """Assigns each game's events a gap-free seq and keeps the numbered messages for replay."""
 
     def __init__(
-        self, redis: Dependency[aioredis.Redis], prefix: str, ttl_seconds: int, history: int = 10_000
-    ) -> None:
+        self, redis: Dependency[aioredis.Redis], prefix: str, ttl_seconds: int, history: int = 10_000,
+        final_ttl_seconds: int = 24 * 3600,
+    ) -> None:  # fmt: skip
         self.keys = Keys(prefix)
         self._redis = redis
         self._ttl = ttl_seconds
+        self._final_ttl = final_ttl_seconds
         self.history_length = history
         self._lua: Any = None
 
@@ -114,20 +167,47 @@ class Sequencer:
         pipe = client.pipeline(transaction=False)
         chunks: list[list[int]] = []
         for game_id, all_indexes in by_game.items():
-            keys = [self.keys.revisions(game_id), self.keys.seq(game_id), self.keys.stream(game_id)]
+            keys = [self.keys.revisions(game_id), self.keys.seq(game_id), self.keys.stream(game_id),
+                    self.keys.state(game_id), self.keys.known(game_id)]  # fmt: skip
             for start in range(0, len(all_indexes), SCRIPT_EVENTS):
                 indexes = all_indexes[start : start + SCRIPT_EVENTS]
-                args: list[Any] = [self.keys.channel(game_id), self._ttl, self.history_length]
+                args: list[Any] = [self.keys.channel(game_id), self._ttl, self.history_length,
+                                   self.keys.league, self._final_ttl]  # fmt: skip
                 for i in indexes:
                     head, tail = split_message(events[i])
                     args += [play_key(events[i]), events[i].revision, head, tail]
+                    more = followups(events[i])
+                    if more is None:
+                        args += [b"", b"", b"", b"", b"", b"", b""]
+                    else:
+                        args += [more.order, more.score_sig, *more.score, more.state_sig, *more.state]
                 await script(keys=keys, args=args, client=pipe)
                 chunks.append(indexes)
+        now = int(time.time())
+        pipe.hset(self.keys.league_games, mapping={game_id: now for game_id in by_game})
+        pipe.expire(self.keys.league_games, self._ttl)
         seqs = [0] * len(events)
-        for indexes, results in zip(chunks, await pipe.execute(), strict=True):
+        for indexes, results in zip(chunks, (await pipe.execute())[: len(chunks)], strict=True):
             for i, seq in zip(indexes, results, strict=True):
                 seqs[i] = int(seq)
         return seqs
+
+    async def league(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """The games sequenced within the ttl, and their latest `score` and `game_state` messages
+        (what a viewer joining the league channel is sent first)."""
+        client = self._redis.get()
+        seen: dict[Any, Any] = await client.hgetall(self.keys.league_games) or {}
+        horizon = time.time() - self._ttl
+        stale = [g for g, at in seen.items() if float(at) < horizon]
+        games = sorted(g.decode() for g, at in seen.items() if float(at) >= horizon)
+        pipe = client.pipeline(transaction=False)
+        if stale:
+            pipe.hdel(self.keys.league_games, *stale)
+        for game_id in games:
+            pipe.hmget(self.keys.state(game_id), "score_msg", "state_msg")
+        replies = await pipe.execute()
+        pairs = replies[1 if stale else 0 :]
+        return games, [(g, m.decode()) for g, pair in zip(games, pairs, strict=True) for m in pair if m]
 
     async def mark_history(self, game_ids: Sequence[str]) -> None:
         """Remember games whose plays arrived as history, so a viewer of one is told to reload."""

@@ -9,8 +9,10 @@ from services.live.hub import Hub
 from services.live.messages import control, error, reload
 from services.live.metrics import RELOADS
 from services.live.protocol import ProtocolError, Resume, Subscribe, Unsubscribe, parse
-from services.live.sequencer import Sequencer
+from services.live.sequencer import LEAGUE, Sequencer
 from shared.deps import Unavailable
+
+RELAY_WAIT_SECONDS = 5.0  # a relay that cannot subscribe this long answers `unavailable`
 
 
 class Session:
@@ -37,7 +39,7 @@ class Session:
                     await self._resume(game_id, after_seq)
         except ProtocolError as exc:
             self._hub.send(self._client, error(exc.code, exc.message))
-        except (Unavailable, RedisError, OSError):
+        except (Unavailable, RedisError, OSError, TimeoutError):
             self._hub.send(self._client, error("unavailable", "live state is unreachable; retry shortly"))
 
     def _check_room(self, game_ids: list[str]) -> None:
@@ -47,6 +49,11 @@ class Session:
 
     async def _subscribe(self, game_ids: list[str]) -> None:
         self._check_room(game_ids)
+        if LEAGUE in game_ids:
+            await self._join_league()
+            game_ids = [g for g in game_ids if g != LEAGUE]
+            if not game_ids:
+                return
         new = [g for g in game_ids if g not in self._client.games]
         # Follow before reading the seqs: a message published in between is then either
         # in the stream the Sync reads or queued behind the Sync, never lost.
@@ -76,6 +83,27 @@ class Session:
             if game_id in known and current[game_id] == 0:  # stored as history only: in the query API
                 self._reload(game_id, 0, "not_live")
 
+    async def _join_league(self) -> None:
+        """Follow every game's `score` and `game_state`: first the latest of each game live has
+        sequenced within its ttl, then each change as it is published (unsequenced for this channel:
+        each message carries its own game's seq)."""
+        joined = LEAGUE in self._client.games
+        self._hub.follow(self._client, [LEAGUE])
+        try:
+            # The league channel has no stream to catch up from: the latest messages are read
+            # once the relay receives the channel, so a change published meanwhile is queued here
+            # (and may come twice: each message carries its game's seq).
+            await self._hub.until_relayed(LEAGUE, RELAY_WAIT_SECONDS)
+            games, latest = await self._sequencer.league()
+        except BaseException:
+            if not joined:
+                self._hub.unfollow(self._client, [LEAGUE])
+            raise
+        self._hub.send(self._client, control("subscribed", game_ids=[LEAGUE], games=games))
+        for game_id, text in latest:
+            if game_id not in self._client.games:  # a game followed itself has them in its stream
+                self._hub.send(self._client, text)
+
     def _unsubscribe(self, game_ids: list[str]) -> None:
         self._hub.unfollow(self._client, game_ids)
         for game_id in game_ids:
@@ -84,6 +112,8 @@ class Session:
 
     async def _resume(self, game_id: str, after_seq: int) -> None:
         """The missed messages in order, or a `reload` naming why they cannot be sent."""
+        if game_id == LEAGUE:
+            raise ProtocolError("bad_request", 'the league channel "*" has no history: subscribe to it')
         self._check_room([game_id])
         followed = game_id in self._client.games
         self._hub.follow(self._client, [game_id])  # before reading: nothing published meanwhile is lost

@@ -100,10 +100,12 @@ async def plays(ws: ClientWebSocketResponse, count: int, seconds: float = 15.0) 
     return [await receive(ws, PLAY_TYPES, seconds) for _ in range(count)]
 
 
-async def nothing_more(ws: ClientWebSocketResponse, within: float = 0.5) -> None:
-    """Assert no play or correction message arrives within `within` seconds."""
+async def nothing_more(
+    ws: ClientWebSocketResponse, within: float = 0.5, types: tuple[str, ...] = PLAY_TYPES
+) -> None:
+    """Assert no message of `types` (plays and corrections) arrives within `within` seconds."""
     try:
-        extra = await receive(ws, PLAY_TYPES, seconds=within)
+        extra = await receive(ws, types, seconds=within)
     except TimeoutError:
         return
     raise AssertionError(f"unexpected message {extra}")

@@ -47,7 +47,14 @@ async def test_plays_arrive_in_order_with_seq(
         "yards_gained": 1,
         "touchdown": False,
         "description": "play 1",
+        "drive": None,
+        "home": "KC",
+        "away": "BUF",
+        "home_score": None,  # the feed sent no score or status: no `score` or `game_state` either
+        "away_score": None,
+        "game_status": None,
     }
+    await nothing_more(ws, types=("score", "game_state"))
     await ws.close()
 
 
