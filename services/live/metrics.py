@@ -24,3 +24,11 @@ RELOADS = Counter(
     "Clients told to reload a game from the query API, by reason (trimmed, ahead, unknown_game, not_live)",
     ["reason"],
 )
+READ_BATCH = Histogram(
+    "snapline_live_redis_read_batch",
+    "Redis reads of subscribes, resumes and catch-ups sent in one pipeline",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
+READ_BATCHES_IN_FLIGHT = Gauge(
+    "snapline_live_redis_read_batches_in_flight", "Read pipelines waiting for Redis"
+)

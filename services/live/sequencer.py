@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.live.batch import ReadBatcher
 from services.live.messages import followups, split_message
 from shared.deps import Dependency
 from shared.events import play_key
@@ -145,6 +146,7 @@ class Sequencer:
         self._redis = redis
         self._ttl = ttl_seconds
         self._final_ttl = final_ttl_seconds
+        self._read = ReadBatcher(redis)
         self.history_length = history
         self._lua: Any = None
 
@@ -223,7 +225,7 @@ class Sequencer:
         if not game_ids:
             return {}
         keys = [self.keys.seq(g) for g in game_ids] + [self.keys.known(g) for g in game_ids]
-        values = await self._redis.get().mget(keys)
+        values = await self._read("mget", keys)
         n = len(game_ids)
         return {
             g: (int(values[i] or 0), bool(values[i]) or values[n + i] is not None)
@@ -232,25 +234,26 @@ class Sequencer:
 
     async def oldest(self, game_id: str) -> int | None:
         """The seq of the oldest message the game's stream still holds (None: it holds none)."""
-        entries: list[Any] = await self._redis.get().xrange(self.keys.stream(game_id), count=1) or []
+        entries: list[Any] = await self._read("xrange", self.keys.stream(game_id), count=1) or []
         return int(entries[0][0].split(b"-")[0]) if entries else None
 
     async def current(self, game_ids: Sequence[str]) -> dict[str, int]:
         """The latest seq of each game (0 before its first message)."""
         if not game_ids:
             return {}
-        values = await self._redis.get().mget([self.keys.seq(g) for g in game_ids])
+        values = await self._read("mget", [self.keys.seq(g) for g in game_ids])
         return {g: int(v or 0) for g, v in zip(game_ids, values, strict=True)}
 
     async def history(self, game_id: str, after_seq: int, up_to: int | None = None) -> list[tuple[int, str]]:
         """Stored messages of a game with after_seq < seq <= up_to (to the end when None)."""
-        client = self._redis.get()
         stream = self.keys.stream(game_id)
         end = "+" if up_to is None else f"{up_to}-0"
         found: list[tuple[int, str]] = []
         start = f"{after_seq + 1}-0"
         while True:
-            entries: list[Any] = await client.xrange(stream, min=start, max=end, count=HISTORY_PAGE) or []
+            entries: list[Any] = (
+                await self._read("xrange", stream, min=start, max=end, count=HISTORY_PAGE) or []
+            )
             for entry_id, fields in entries:
                 found.append((int(entry_id.split(b"-")[0]), fields[b"m"].decode()))
             if len(entries) < HISTORY_PAGE:
