@@ -100,6 +100,16 @@ class Client:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
+    async def finish(self, code: int, reason: str, seconds: float = 5.0) -> None:
+        """Write what is queued (for up to `seconds`), then close the socket with `code`."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), seconds)
+            except TimeoutError:
+                pass
+        await self.close(code, reason)
+
     async def close(self, code: int, reason: str) -> None:
         """Stop writing and close the socket with `code`."""
         await self.stop()

@@ -20,7 +20,9 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-MAX_CLIENT_MESSAGE = 64 * 1024
+MAX_CLIENT_MESSAGE = 64 * 1024  # an op is under 10 KB (64 game ids): larger is answered, then closed
+# What aiohttp reads of one message before closing with 1009 itself (and without an answer).
+READ_LIMIT = 4 * MAX_CLIENT_MESSAGE
 PING_SECONDS = 30.0
 
 
@@ -30,7 +32,7 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     # permessage-deflate keeps a compressor per socket (~100 KB); off unless LIVE_WS_COMPRESS is set.
     compress = request.app[SETTINGS].live_ws_compress
-    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=MAX_CLIENT_MESSAGE, compress=compress)
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=READ_LIMIT, compress=compress)
     await ws.prepare(request)
     client = hub.connect(ws, peer=request.remote or "")
     session = Session(client, hub, request.app[SEQUENCER], request.app[OPTIONS].max_games_per_client)
@@ -38,6 +40,12 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     log.info("ws_open", client=client.id, peer=client.peer)
     try:
         async for message in ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY) and len(message.data) > MAX_CLIENT_MESSAGE:
+                text = (f"a client message may hold at most {MAX_CLIENT_MESSAGE} bytes; "
+                        f"this one held {len(message.data)}")  # fmt: skip
+                hub.send(client, error("too_large", text))
+                await client.finish(1009, "message too large")
+                break
             if message.type == WSMsgType.TEXT:
                 await session.handle(message.data)
             elif message.type == WSMsgType.BINARY:

@@ -112,3 +112,13 @@ async def test_shutdown_closes_sockets_with_going_away(start_live: StartLive) ->
         msg = await asyncio.wait_for(closing, 10)
         assert msg.type == WSMsgType.CLOSE
         assert (msg.data, msg.extra) == (1001, "going away")
+
+
+async def test_an_over_large_message_is_answered_then_closed_with_1009(start_live: StartLive) -> None:
+    client = await start_live()
+    ws = await client.ws_connect("/v1/live")
+    await ws.send_str('{"op": "subscribe", "game_ids": ["' + "x" * (100 * 1024) + '"]}')
+    err = (await receive(ws, ("error",)))["error"]
+    assert err["code"] == "too_large" and "65536" in err["message"]
+    closing = await ws.receive()
+    assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED) and ws.close_code == 1009
