@@ -9,6 +9,7 @@ writer task kept for the socket's life).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -104,10 +105,8 @@ class Client:
         """Write what is queued (for up to `seconds`), then close the socket with `code`."""
         writer = self._writer
         if writer is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(writer), seconds)
-            except TimeoutError:
-                pass
         await self.close(code, reason)
 
     async def close(self, code: int, reason: str) -> None:
