@@ -8,7 +8,7 @@ LOCAL := .local
 STAMP := $(VENV)/.installed
 SAMPLE_GAME ?= 2019090800
 
-.PHONY: help up down status test chaos fuzz lint format bench infra infra-down services services-down data sample venv clean
+.PHONY: help up down status test chaos fuzz lint format bench infra infra-down services services-down data sample venv browser clean
 
 help:
 	@echo "make up      set up what is missing, start infrastructure + five services, load a real game"
@@ -31,6 +31,9 @@ venv: $(STAMP)
 infra: venv
 	@bash deploy/local/infra.sh start
 	@$(BIN)/python -m shared.topics
+
+browser:
+	@bash deploy/local/infra.sh browser
 
 data: venv
 	@bash deploy/local/data.sh >/dev/null
@@ -57,7 +60,7 @@ status:
 	@bash deploy/local/infra.sh status
 	@bash deploy/local/services.sh status
 
-test: services data
+test: services data browser
 	@$(BIN)/python -m pytest -q -m "not chaos"
 
 # Kill -9 each component (five services, Kafka, PostgreSQL, Redis) during a real season's import

@@ -2,7 +2,7 @@
 # Native local infrastructure for hosts without a Docker engine:
 # Apache Kafka (KRaft, one broker) from Maven Central, PostgreSQL and Redis from Debian packages,
 # each as the project's own process with its data under .local/.
-# Usage: infra.sh install|start|stop|status
+# Usage: infra.sh install|browser|start|stop|status
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -36,6 +36,15 @@ install_packages() {
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/lib" \
       >"$LOGS/mvn.log" 2>&1 || { log "maven failed; see $LOGS/mvn.log"; exit 1; }
   fi
+}
+
+# The browser tests (tests/browser) drive Debian's chromium headless; only `make test` needs it.
+install_browser() {
+  command -v chromium >/dev/null && return
+  log "installing chromium from Debian packages (for the browser tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; } >"$LOGS/apt-browser.log" 2>&1 ||
+    { log "chromium could not be installed; see $LOGS/apt-browser.log"; exit 1; }
 }
 
 kafka_config() {
@@ -126,6 +135,7 @@ status() {
 
 case "${1:-}" in
   install) install_packages ;;
+  browser) install_browser ;;
   start)
     install_packages
     start_postgres; start_redis; start_kafka
@@ -133,5 +143,5 @@ case "${1:-}" in
     ;;
   stop) stop_pidfile "$RUN/kafka.pid" kafka; stop_pidfile "$RUN/redis.pid" redis; stop_postgres ;;
   status) status ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|browser|start|stop|status" >&2; exit 2 ;;
 esac
