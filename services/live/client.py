@@ -28,11 +28,28 @@ _ids = itertools.count(1)
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """A sequenced message as published; `text` is shared by every client."""
+    """A sequenced message as published; `text` and its WebSocket `frame` are shared by every client."""
 
     game_id: str
     seq: int
     text: str
+    frame: bytes = b""
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed, final WebSocket text frame (RFC 6455 5.2), built once per message."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+# A client whose socket holds this much unsent goes through its outbox and writer (which waits for
+# the socket to drain) instead of being written to directly.
+DIRECT_WRITE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +73,17 @@ Outgoing = Live | Sync | Drop | str  # a str is an unsequenced message sent as i
 class Client:
     """A connected client; only its writer task touches the per-game last seq."""
 
-    __slots__ = ("_broken", "_history", "_last", "_limit", "_outbox", "_writer", "games", "id", "peer",
-                 "sent", "ws")  # fmt: skip
+    __slots__ = ("_broken", "_history", "_last", "_limit", "_outbox", "_transport", "_writer", "games", "id",
+                 "peer", "sent", "ws")  # fmt: skip
 
-    def __init__(self, ws: web.WebSocketResponse, history: History, queue_size: int, peer: str) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, history: History, queue_size: int, peer: str,
+        transport: asyncio.Transport | None = None,
+    ) -> None:  # fmt: skip
         self.id = next(_ids)
         self.ws = ws
+        # The socket's transport when messages may be written to it directly (no compression).
+        self._transport = transport
         self.peer = peer
         self.games: set[str] = set()
         self.sent = 0
@@ -79,6 +101,25 @@ class Client:
     def depth(self) -> int:
         """Items waiting to be written."""
         return len(self._outbox) if self._outbox is not None else 0
+
+    def write_now(self, item: Live) -> bool:
+        """Write the next message of a game straight to the socket, when nothing is queued before it,
+        the socket is not behind and the message is the one after the last sent: the common case of
+        a fan-out, without a writer task or a frame built per client. False: offer it instead."""
+        transport = self._transport
+        if (
+            transport is None
+            or self._outbox is not None
+            or self._last.get(item.game_id, -1) + 1 != item.seq
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT
+            or self.ws.closed
+        ):
+            return False
+        transport.write(item.frame)
+        self._last[item.game_id] = item.seq
+        self.sent += 1
+        return True
 
     def offer(self, item: Outgoing) -> bool:
         """Queue an item without waiting, starting the writer if it is not running; False when full."""

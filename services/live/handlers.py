@@ -34,7 +34,9 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     compress = request.app[SETTINGS].live_ws_compress
     ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=READ_LIMIT, compress=compress)
     await ws.prepare(request)
-    client = hub.connect(ws, peer=request.remote or "")
+    # Uncompressed sockets take each message's one pre-built frame (compressed ones go through aiohttp).
+    direct = None if compress else request.transport
+    client = hub.connect(ws, peer=request.remote or "", transport=direct)
     session = Session(client, hub, request.app[SEQUENCER], request.app[OPTIONS].max_games_per_client)
     opened = time.monotonic()
     log.info("ws_open", client=client.id, peer=client.peer)

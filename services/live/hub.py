@@ -7,8 +7,15 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from services.live.client import Client, History, Live, Outgoing, Sync
-from services.live.metrics import CLIENTS, QUEUE_DEPTH, QUEUE_DEPTH_MAX, SLOW_DISCONNECTS
+from services.live.client import Client, History, Live, Outgoing, Sync, text_frame
+from services.live.metrics import (
+    CLIENTS,
+    DIRECT_WRITES,
+    MESSAGES_SENT,
+    QUEUE_DEPTH,
+    QUEUE_DEPTH_MAX,
+    SLOW_DISCONNECTS,
+)
 from services.live.sequencer import LEAGUE
 from shared.logging import get_logger
 
@@ -31,9 +38,12 @@ class Hub:
     def __repr__(self) -> str:
         return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
 
-    def connect(self, ws: web.WebSocketResponse, peer: str) -> Client:
-        """Register a new client (its writer starts with the first message queued for it)."""
-        client = Client(ws, self._history, self._queue_size, peer)
+    def connect(
+        self, ws: web.WebSocketResponse, peer: str, transport: asyncio.Transport | None = None
+    ) -> Client:
+        """Register a new client (its writer starts with the first message queued for it); with
+        `transport`, in-order messages are written to it directly."""
+        client = Client(ws, self._history, self._queue_size, peer, transport)
         self._clients.add(client)
         CLIENTS.set(len(self._clients))
         return client
@@ -88,9 +98,16 @@ class Hub:
 
     def publish(self, game_id: str, seq: int, text: str) -> None:
         """Queue a sequenced message for every follower of its game."""
-        item = Live(game_id, seq, text)
+        item = Live(game_id, seq, text, text_frame(text))
+        direct = 0
         for client in list(self._followers.get(game_id, ())):
-            self.send(client, item)
+            if client.write_now(item):
+                direct += 1
+            else:
+                self.send(client, item)
+        if direct:
+            MESSAGES_SENT.inc(direct)
+            DIRECT_WRITES.inc(direct)
 
     def publish_league(self, game_id: str, text: str) -> None:
         """Queue a game's `score` or `game_state` for the league channel's followers, except those

@@ -6,6 +6,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 CLIENTS = Gauge("snapline_live_clients", "Connected WebSocket clients")
 MESSAGES_SENT = Counter("snapline_live_messages_sent_total", "Messages written to WebSocket clients")
+DIRECT_WRITES = Counter(
+    "snapline_live_direct_writes_total",
+    "Of those, messages written straight to an up-to-date socket (one frame built per message, no writer task)",
+)
 SLOW_DISCONNECTS = Counter(
     "snapline_live_slow_disconnects_total", "Clients disconnected because their queue was full"
 )

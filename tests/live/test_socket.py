@@ -122,3 +122,19 @@ async def test_an_over_large_message_is_answered_then_closed_with_1009(start_liv
     assert err["code"] == "too_large" and "65536" in err["message"]
     closing = await ws.receive()
     assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED) and ws.close_code == 1009
+
+
+async def test_messages_of_every_frame_length_arrive_whole(
+    start_live: StartLive, producer: AIOKafkaProducer, live_settings: Settings, unique: str
+) -> None:
+    # Written to the socket as one pre-built frame per message: 7-bit, 16-bit and 64-bit lengths.
+    client = await start_live()
+    game_id = f"G{unique}"
+    ws = await client.ws_connect("/v1/live", max_msg_size=0)
+    await subscribe(ws, game_id)
+    sizes = (1, 200, 70_000)
+    await produce(producer, live_settings, *(recorded(game_id, n, description="d" * size)
+                                             for n, size in enumerate(sizes, 1)))  # fmt: skip
+    got = await plays(ws, 3)
+    assert [len(m["description"]) for m in got] == list(sizes)
+    await ws.close()
