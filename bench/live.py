@@ -370,8 +370,8 @@ def real_games(count: int, plays: int, tag: str) -> dict[str, list[PlayRecorded]
 async def post_games(
     http: aiohttp.ClientSession, key: str, games: dict[str, list[PlayRecorded]], rate: float
 ) -> dict[str, float]:
-    """Post every game's plays, one request per play, `rate` plays a second per game, all games
-    side by side; the monotonic time of each 202 by play key."""
+    """Post every game's plays, one request per play, `rate` plays a second per game; the monotonic
+    time of each 202 by play key."""
     acked: dict[str, float] = {}
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
 
@@ -386,13 +386,18 @@ async def post_games(
                 await asyncio.sleep(0.2)
         raise RuntimeError(f"POST /v1/events kept failing: {r.status}")
 
-    rounds = max(len(e) for e in games.values())
+    # Each game on its own clock, the games' plays spread evenly over the period (as real games'
+    # plays do not line up): a burst of every game's play at the same instant is not a real load.
     start = time.monotonic()
-    for i in range(rounds):
-        await asyncio.gather(*(post(events[i]) for events in games.values() if i < len(events)))
-        pause = start + (i + 1) / rate - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
+
+    async def game(offset: float, events: list[PlayRecorded]) -> None:
+        for i, event in enumerate(events):
+            pause = start + offset + i / rate - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            await post(event)
+
+    await asyncio.gather(*(game(n / (rate * len(games)), events) for n, events in enumerate(games.values())))
     return acked
 
 
@@ -415,16 +420,20 @@ async def probe(key: str, games: list[str], stop: asyncio.Event, seen: dict[str,
                 seen.setdefault(data["play_id"], time.monotonic())
 
 
-async def final_seqs(stack: BenchStack, games: list[str], expected: dict[str, int]) -> dict[str, int]:
-    """Each game's last seq in Redis, once live has sequenced at least `expected` messages."""
+async def final_seqs(stack: BenchStack, games: dict[str, list[PlayRecorded]]) -> dict[str, int]:
+    """Each game's last seq in Redis, once live has sequenced its last play (whose `score` and
+    `game_state` the same script call numbers)."""
     redis = aioredis.Redis.from_url(stack.redis_url)
     try:
         async with asyncio.timeout(60):
             while True:
-                values = await redis.mget([f"{stack.prefix}:live:{{{g}}}:seq" for g in games])
-                seqs = {g: int(v or 0) for g, v in zip(games, values, strict=True)}
-                if all(seqs[g] >= expected[g] for g in games):
-                    return seqs
+                pipe = redis.pipeline(transaction=False)
+                for g, events in games.items():
+                    pipe.hexists(f"{stack.prefix}:live:{{{g}}}:revs", f"{g}:{events[-1].play.play_id}")
+                    pipe.get(f"{stack.prefix}:live:{{{g}}}:seq")
+                replies = await pipe.execute()
+                if all(replies[0::2]):
+                    return {g: int(v) for g, v in zip(games, replies[1::2], strict=True)}
                 await asyncio.sleep(0.1)
     finally:
         await redis.aclose()
@@ -466,16 +475,25 @@ async def main(args: argparse.Namespace) -> None:
         stop, seen = asyncio.Event(), {}
         probing = asyncio.create_task(probe(viewer_key, ids, stop, seen))
         await asyncio.sleep(1)  # the probe subscribes
+        procs = {name: p.pid for name, p in stack.procs.items()} | {
+            f"viewers-{i}": p.pid for i, p in enumerate(workers.procs)}  # fmt: skip
+        cpu_a0, wall_a0 = {n: cpu_seconds(pid) for n, pid in procs.items()}, time.monotonic()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
             acked = await post_games(http, feed_key, games, args.rate)
-        final = await final_seqs(stack, ids, {g: len(e) for g, e in games.items()})
-        got_a = await workers.finish(final)
-        async with asyncio.timeout(30):
-            while len(seen) < len(acked):
+        async with asyncio.timeout(60):
+            while len(seen) < len(acked):  # the probe has every play (and so live sequenced them all)
                 await asyncio.sleep(0.1)
+        cpu_a = {n: cpu_seconds(pid) - cpu_a0[n] for n, pid in procs.items()}
+        wall_a = time.monotonic() - wall_a0
         stop.set()
         await probing
+        final = await final_seqs(stack, games)
+        got_a = await workers.finish(final)
         latency = [(seen[k] - t) * 1000 for k, t in acked.items() if k in seen]
+        if args.latencies:  # one line per play: seconds into (a), 202 -> receipt ms, play
+            lines = [f"{t - wall_a0:.3f} {(seen[k] - t) * 1000:.1f} {k}"
+                     for k, t in sorted(acked.items(), key=lambda kv: kv[1]) if k in seen]  # fmt: skip
+            await asyncio.to_thread(Path(args.latencies).write_text, "\n".join(lines) + "\n")
         messages_a = sum(final.values())
 
         # (b): one game, floor first, then live, with the same viewer processes' code
@@ -486,7 +504,7 @@ async def main(args: argparse.Namespace) -> None:
         assert floor.stdout.readline().strip() == "ready"
         fw = Workers(args.viewers, args.workers, "", ["floor"], FLOOR_PORT)
         await fw.joined()
-        floor.stdin.write(f"go {args.messages} {args.rate * 2}\n")
+        floor.stdin.write(f"go {args.messages} {args.rate * 4}\n")
         floor.stdin.flush()
         floor_report = json.loads(await asyncio.to_thread(floor.stdout.readline))
         floor_got = await fw.finish({"floor": args.messages})
@@ -500,8 +518,8 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(1)
         cpu0 = cpu_seconds(live), sum(cpu_seconds(g) for g in gws)
         async with aiohttp.ClientSession() as http:
-            await post_games(http, feed_key, one, args.rate * 2)
-        one_final = await final_seqs(stack, [one_id], {one_id: len(one[one_id])})
+            await post_games(http, feed_key, one, args.rate * 4)
+        one_final = await final_seqs(stack, one)
         got_b = await lw.finish(one_final)
         cpu1 = cpu_seconds(live), sum(cpu_seconds(g) for g in gws)
 
@@ -520,6 +538,10 @@ async def main(args: argparse.Namespace) -> None:
              ("202 -> probe receipt p99 ms", f"{pct(latency, 0.99):.1f}"),
              ("202 -> probe receipt max ms", f"{max(latency, default=float('nan')):.1f}")]  # fmt: skip
     table(rows)
+    busy = ", ".join(
+        f"{n} {c / wall_a:.2f}" for n, c in sorted(cpu_a.items(), key=lambda kv: -kv[1]) if c > 0.05
+    )
+    print(f"CPU during (a), cores ({wall_a:.0f} s; 2 on this machine): {busy}")
     print()
     rows = [("(c) idle viewers, RSS", "before MiB", "connected MiB", "KiB per viewer")]
     for label, i in (("gateway (2 processes)", 0), ("live", 1)):
@@ -554,9 +576,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--plays", type=int, default=40, help="plays posted per game in (a)")
     p.add_argument("--messages", type=int, default=40, help="plays posted to the one game of (b)")
     p.add_argument(
-        "--rate", type=float, default=2.0, help="plays a second per game in (a); twice that in (b)"
+        "--rate",
+        type=float,
+        default=0.5,
+        help="plays a second per game in (a), 20x a real game's pace; 4x that in (b)",
     )
     p.add_argument("--workers", type=int, default=2, help="viewer processes")
+    p.add_argument("--latencies", metavar="FILE", help="write each play's 202 -> receipt time to FILE")
     return p.parse_args()
 
 

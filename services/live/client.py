@@ -106,18 +106,24 @@ class Client:
         """Write the next message of a game straight to the socket, when nothing is queued before it,
         the socket is not behind and the message is the one after the last sent: the common case of
         a fan-out, without a writer task or a frame built per client. False: offer it instead."""
+        if self._last.get(item.game_id, -1) + 1 != item.seq or not self.write_frame_now(item.frame):
+            return False
+        self._last[item.game_id] = item.seq
+        return True
+
+    def write_frame_now(self, frame: bytes) -> bool:
+        """Write a pre-built frame straight to the socket when nothing is queued before it and the
+        socket is not behind; False: offer the message instead."""
         transport = self._transport
         if (
             transport is None
             or self._outbox is not None
-            or self._last.get(item.game_id, -1) + 1 != item.seq
             or transport.is_closing()
             or transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT
             or self.ws.closed
         ):
             return False
-        transport.write(item.frame)
-        self._last[item.game_id] = item.seq
+        transport.write(frame)
         self.sent += 1
         return True
 

@@ -63,9 +63,17 @@ async def _resubscribe(pubsub: Any, sequencer: Sequencer, add: set[str], drop: s
     log.info("relay_subscriptions", added=len(add), dropped=len(drop))
 
 
+HEARTBEAT_SLICES = 15
+
+
 async def heartbeats(hub: Hub, every_seconds: float) -> None:
-    """Send every client a heartbeat, and sample queue depths, every `every_seconds`."""
+    """Send every client a heartbeat every `every_seconds`, a fifteenth of the clients at a time
+    (by id), and sample queue depths once a round. 10,000 heartbeats at one instant were a burst
+    that held a game's messages up to half a second at live, the gateway and the viewers alike."""
+    tick = 0
     while True:
-        await asyncio.sleep(every_seconds)
-        hub.sample_depths()
-        hub.broadcast(heartbeat())
+        await asyncio.sleep(every_seconds / HEARTBEAT_SLICES)
+        if tick % HEARTBEAT_SLICES == 0:
+            hub.sample_depths()
+        await hub.broadcast(heartbeat(), slice_of=(tick % HEARTBEAT_SLICES, HEARTBEAT_SLICES))
+        tick += 1
