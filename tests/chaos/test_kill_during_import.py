@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import re
@@ -326,7 +327,9 @@ def _close(have: dict[tuple[Any, ...], float], want: dict[tuple[Any, ...], float
 
 
 async def _live_gap_free(stack: BenchStack, found: Counter[str]) -> bool:
-    """Each game's live stream: seqs 1..n, every play once, the counter at n, n = the game's plays."""
+    """Each game's live stream: seqs 1..m with no gap, the counter at m, and among them one `play`
+    message for each of the game's n plays, each play once (the others are its `score` and
+    `game_state` messages)."""
     by_game: Counter[str] = Counter(pid.split(":", 1)[0] for pid in found)
     redis = aioredis.Redis.from_url(stack.redis_url)
     try:
@@ -334,9 +337,12 @@ async def _live_gap_free(stack: BenchStack, found: Counter[str]) -> bool:
             base = f"{stack.prefix}:live:{{{gid}}}"
             entries = await redis.xrange(f"{base}:stream")
             seqs = [int(entry_id.split(b"-")[0]) for entry_id, _ in entries]
+            messages = [json.loads(fields[b"m"]) for _, fields in entries]
+            shown = [m["play_id"] for m in messages if m["type"] == "play"]
             counter = int(await redis.get(f"{base}:seq") or 0)
             plays = await redis.hlen(f"{base}:revs")
-            if seqs != list(range(1, len(seqs) + 1)) or counter != len(seqs) or plays != n or len(seqs) != n:
+            if (seqs != list(range(1, len(seqs) + 1)) or counter != len(seqs) or plays != n
+                    or len(shown) != n or len(set(shown)) != n):  # fmt: skip
                 return False
     finally:
         await redis.aclose()
