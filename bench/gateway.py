@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import resource
@@ -32,6 +31,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import OPEN_FILES, SERVICES, BenchStack
+from bench.wsclient import RawViewer
 from services.gateway.accounts import create_key
 from shared.config import Settings
 from shared.db import migrate
@@ -115,58 +115,8 @@ async def paired(
 # viewer worker: python bench/gateway.py --viewer-worker COUNT KEY
 
 
-class Viewer(asyncio.Protocol):
-    """A minimal WebSocket client: the upgrade, then pongs for live's pings; everything else is dropped."""
-
-    __slots__ = ("_buffer", "_key", "_upgraded", "ready", "transport")
-
-    def __init__(self, key: str, ready: asyncio.Future[bool]) -> None:
-        self._key = key
-        self._buffer = bytearray()
-        self._upgraded = False
-        self.ready = ready
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        nonce = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
-            f"GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\nX-API-Key: {self._key}\r\n\r\n".encode()
-        )
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if not self._upgraded:
-            head, sep, rest = bytes(self._buffer).partition(b"\r\n\r\n")
-            if not sep:
-                return
-            self._upgraded = True
-            self._buffer = bytearray(rest)
-            if not self.ready.done():
-                self.ready.set_result(head.startswith(b"HTTP/1.1 101"))
-        self._frames()
-
-    def _frames(self) -> None:
-        buf = self._buffer
-        while len(buf) >= 2:
-            short = buf[1] & 0x7F
-            size = 2 + (2 if short == 126 else 8 if short == 127 else 0)
-            if len(buf) < size:
-                return
-            length = int.from_bytes(buf[2:size], "big") if size > 2 else short
-            if len(buf) < size + length:
-                return
-            if buf[0] & 0x0F == 0x9 and self.transport is not None:  # ping: a masked pong, zero mask
-                self.transport.write(
-                    bytes((0x8A, 0x80 | length)) + b"\0\0\0\0" + bytes(buf[size : size + length])
-                )
-            del buf[: size + length]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self.ready.set_result(False)
+class Viewer(RawViewer):
+    """The upgrade, then pongs for live's pings; everything else is dropped."""
 
 
 async def viewer_worker(count: int, key: str, in_flight: int) -> None:

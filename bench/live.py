@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -42,6 +41,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from bench.stack import OPEN_FILES, SERVICES, BenchStack
+from bench.wsclient import RawViewer, client_text_frame
 from services.gateway.accounts import create_key
 from services.ingest import gamecenter as gc
 from shared.config import Settings
@@ -92,22 +92,12 @@ class Head(msgspec.Struct):
 _head = msgspec.json.Decoder(Head)
 
 
-def _client_frame(text: str) -> bytes:
-    """A masked text frame with a zero mask (the payload goes as is)."""
-    payload = text.encode()
-    n = len(payload)
-    size = bytes((0x80 | n,)) if n < 126 else bytes((0x80 | 126,)) + n.to_bytes(2, "big")
-    return b"\x81" + size + b"\0\0\0\0" + payload
-
-
-class Viewer(asyncio.Protocol):
+class Viewer(RawViewer):
     """Upgrade, subscribe to its games, then count every sequenced message per game."""
 
     def __init__(self, key: str, games: list[str], ready: asyncio.Future[bool]) -> None:
-        self.key, self.games, self.ready = key, games, ready
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.upgraded = False
+        super().__init__(key, ready)
+        self.games = games
         self.last: dict[str, int] = {}
         self.count = 0
         self.out_of_order = 0
@@ -115,48 +105,17 @@ class Viewer(asyncio.Protocol):
         self.errors = 0
         self.closed_code: int | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        nonce = base64.b64encode(os.urandom(16)).decode()
-        self.transport.write(  # type: ignore[union-attr]
-            f"GET /v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\nX-API-Key: {self.key}\r\n\r\n".encode()
-        )
+    def on_upgrade(self, accepted: bool) -> None:
+        if not accepted:
+            super().on_upgrade(False)
+        elif self.transport is not None:  # ready once subscribed
+            self.transport.write(client_text_frame(json.dumps({"op": "subscribe", "game_ids": self.games})))
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.upgraded:
-            head, sep, rest = bytes(self.buffer).partition(b"\r\n\r\n")
-            if not sep:
-                return
-            self.upgraded = True
-            self.buffer = bytearray(rest)
-            if not head.startswith(b"HTTP/1.1 101"):
-                self.ready.set_result(False) if not self.ready.done() else None
-                return
-            assert self.transport is not None
-            self.transport.write(_client_frame(json.dumps({"op": "subscribe", "game_ids": self.games})))
-        self._frames()
-
-    def _frames(self) -> None:
-        buf = self.buffer
-        while len(buf) >= 2:
-            short = buf[1] & 0x7F
-            size = 2 + (2 if short == 126 else 8 if short == 127 else 0)
-            if len(buf) < size:
-                return
-            length = int.from_bytes(buf[2:size], "big") if size > 2 else short
-            if len(buf) < size + length:
-                return
-            opcode = buf[0] & 0x0F
-            payload = bytes(buf[size : size + length])
-            del buf[: size + length]
-            if opcode == 0x1:
-                self._message(payload)
-            elif opcode == 0x9 and self.transport is not None:  # ping: a masked pong, zero mask
-                self.transport.write(bytes((0x8A, 0x80 | length)) + b"\0\0\0\0" + payload)
-            elif opcode == 0x8:
-                self.closed_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+    def on_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x1:
+            self._message(payload)
+        elif opcode == 0x8:
+            self.closed_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
 
     def _message(self, payload: bytes) -> None:
         m = _head.decode(payload)
@@ -176,8 +135,7 @@ class Viewer(asyncio.Protocol):
         self.count += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self.ready.set_result(False)
+        super().connection_lost(exc)
         if self.closed_code is None:
             self.closed_code = 1006
 
