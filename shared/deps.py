@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from shared.logging import get_logger
+from shared.tasks import stop_task
 from shared.telemetry import DEPENDENCY_UP
 
 T = TypeVar("T")
@@ -110,8 +111,7 @@ class Dependency(Generic[T]):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task, f"connect-{self.name}")
         if self._value is not None:
             value, self._value = self._value, None
             await self._close(value)

@@ -26,6 +26,7 @@ from shared.inputs import check_request
 from shared.logging import bind_contextvars, clear_contextvars, get_logger
 from shared.logging import setup as setup_logging
 from shared.server import Runner, handler_args
+from shared.tasks import cancel_requested, stop_task
 from shared.telemetry import (
     HTTP_IN_FLIGHT,
     HTTP_LATENCY,
@@ -259,8 +260,7 @@ def add_background(app: web.Application, name: str, run: Callable[[], Awaitable[
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_supervise(name, run), name=name)
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_task(task, name)
 
     app.cleanup_ctx.append(ctx)
 
@@ -274,6 +274,8 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if cancel_requested():  # a cancellation some library turned into an error: stop
+                raise asyncio.CancelledError from exc
             log.warning(
                 "background_task_failed",
                 task=name,

@@ -226,31 +226,46 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.line("dev stack unchanged: database rows, schemas, Redis keys, topics and consumer groups")
 
 
-# --- A teardown that hangs says where ---------------------------------------------------------
-# A fixture's clean-up that waits forever (a task that never ends) would hold the run until CI's
-# time limit; after TEARDOWN_WARN seconds every asyncio task's stack is printed, so the log names it.
-TEARDOWN_WARN = float(os.environ.get("TEST_TEARDOWN_WARN", "60"))
+# --- A test that hangs says where -------------------------------------------------------------
+# A test or a fixture's clean-up that waits forever (a task that never ends) would hold the run
+# until CI's time limit. After HANG_WARN seconds every thread's and asyncio task's stack is written
+# to .local/logs/test-hangs.log and to stderr; pytest-timeout (pyproject: timeout) then ends the run,
+# printing the test's captured stderr, so CI's log names the task that held it.
+HANG_WARN = float(os.environ.get("TEST_HANG_WARN", "60"))
 
 
 HANG_LOG = Path(__file__).resolve().parents[1] / ".local" / "logs" / "test-hangs.log"
 
 
 def _dump_tasks(loop: asyncio.AbstractEventLoop | None, nodeid: str) -> None:
-    """Thread stacks now, asyncio task stacks as soon as the loop runs: to .local/logs/test-hangs.log
-    (pytest holds stderr while a test runs) and, once the phase ends, to the terminal too."""
+    """Thread stacks now, asyncio task stacks as soon as the loop runs."""
     import faulthandler
+    import io
+    import sys
 
     HANG_LOG.parent.mkdir(parents=True, exist_ok=True)
+    header = f"\n=== {nodeid} still running after {HANG_WARN:.0f} s\n"
     with HANG_LOG.open("a") as out:
-        out.write(f"\n=== {nodeid} still running after {TEARDOWN_WARN:.0f} s\n")
+        out.write(header)
         out.flush()
         faulthandler.dump_traceback(file=out, all_threads=True)  # even if the loop is blocked
+    sys.stderr.write(header)
 
     def tasks() -> None:
+        text = io.StringIO()
+        text.write(f"--- asyncio tasks of {nodeid}\n")
+        for task in asyncio.all_tasks(loop):
+            task.print_stack(file=text)
+            waiting = task.get_coro()
+            while (waiting := getattr(waiting, "cr_await", None)) is not None:  # the awaited chain
+                frame = getattr(waiting, "cr_frame", None)
+                if frame is not None:
+                    text.write(
+                        f"    awaiting {frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})\n"
+                    )
         with HANG_LOG.open("a") as out:
-            out.write(f"--- asyncio tasks of {nodeid}\n")
-            for task in asyncio.all_tasks(loop):
-                task.print_stack(file=out)
+            out.write(text.getvalue())
+        sys.stderr.write(text.getvalue())
 
     if loop is not None:
         loop.call_soon_threadsafe(tasks)
@@ -261,7 +276,7 @@ _LOOP: list[asyncio.AbstractEventLoop] = []
 
 @pytest.fixture(scope="session", autouse=True)
 async def _session_loop() -> AsyncIterator[None]:
-    """Remembers the session's event loop, for the teardown watchdog."""
+    """Remembers the session's event loop, for the hang watchdog."""
     _LOOP.append(asyncio.get_running_loop())
     yield
     _LOOP.clear()
@@ -286,7 +301,7 @@ def _watched(item: pytest.Item) -> Any:
     import threading
 
     loop = _LOOP[0] if _LOOP else None
-    timer = threading.Timer(TEARDOWN_WARN, _dump_tasks, (loop, item.nodeid)) if loop is not None else None
+    timer = threading.Timer(HANG_WARN, _dump_tasks, (loop, item.nodeid)) if loop is not None else None
     if timer is not None:
         timer.daemon = True
         timer.start()

@@ -20,6 +20,7 @@ from aiohttp import web
 from services.live.messages import reload
 from services.live.metrics import MESSAGES_SENT, RELOADS, REPLAYED
 from shared.logging import get_logger
+from shared.tasks import stop_task
 
 log = get_logger(__name__)
 History = Callable[[str, int, int | None], Awaitable[list[tuple[int, str]]]]
@@ -145,8 +146,7 @@ class Client:
         """Cancel the writer, if one runs, and wait for it."""
         writer = self._writer
         if writer is not None:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            await stop_task(writer, "live-client-writer", seconds=5.0)
 
     async def finish(self, code: int, reason: str, seconds: float = 5.0) -> None:
         """Write what is queued (for up to `seconds`), then close the socket with `code`."""

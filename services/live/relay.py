@@ -12,6 +12,7 @@ from services.live.messages import head_decoder, heartbeat
 from services.live.sequencer import Sequencer
 from shared.deps import Dependency
 from shared.logging import get_logger
+from shared.tasks import cancel_requested
 
 log = get_logger(__name__)
 
@@ -30,6 +31,8 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
         subscribed: set[str] = set()
         log.info("relay_started")
         while True:
+            if cancel_requested():  # asked to stop, though a read below may have eaten the cancel
+                raise asyncio.CancelledError
             wanted = hub.games()
             if wanted != subscribed:
                 await _resubscribe(pubsub, sequencer, wanted - subscribed, subscribed - wanted)
