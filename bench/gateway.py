@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -223,6 +224,7 @@ async def main(args: argparse.Namespace) -> None:
         r, c = args.requests, args.concurrency
         relay = subprocess.Popen([sys.executable, str(Path(__file__).with_name("relay.py")), str(RELAY_PORT),
                                   str(SERVICES["query"])], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        profilers = stack.profile(Path(args.profile)) if args.profile else []
         try:
             assert relay.stdout is not None and relay.stdout.readline().strip() == "ready"
             one = await paired(headers, 1, r, args.seconds, args.rounds)
@@ -230,6 +232,9 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             relay.terminate()
             relay.wait(timeout=10)
+            for spy in profilers:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
+                spy.wait(timeout=30)
         gate1, gatec = one["gateway"], many["gateway"]
         if args.rest_only:
             rest_table(args, one, many)
@@ -323,6 +328,11 @@ def parse() -> argparse.Namespace:
         "--rounds", type=int, default=10, help="alternating direct/gateway rounds per REST run"
     )
     parser.add_argument("--rest-only", action="store_true", help="only the REST comparison, no viewers")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample every service with py-spy during the REST runs (collapsed stacks)",
+    )
     return parser.parse_args()
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from shared.errors import ApiError
+from shared.teams import expand
 
 SEASON_TYPES = frozenset({"PRE", "REG", "POST"})
 Parser = Callable[[str], Any]
@@ -89,6 +94,13 @@ def texts(max_len: int = 64, upper: bool = False) -> Param:
     return Param(lambda raw: [one(p.upper() if upper else p) for p in _split(raw)], _list(item), many=True)
 
 
+def teams() -> Param:
+    """Team codes (comma-separated, any case), each standing for every code of its franchise:
+    `STL` and `LA` both select the Rams of every season (shared.teams)."""
+    codes = texts(4, upper=True)
+    return Param(lambda raw: expand(codes(raw)), codes.schema, many=True)
+
+
 def choice(options: frozenset[str], upper: bool = True) -> Param:
     def parse(raw: str) -> list[str]:
         values = [p.upper() if upper else p for p in _split(raw)]
@@ -114,7 +126,7 @@ def situation() -> dict[str, Parser]:
         "season_type": choice(SEASON_TYPES),
         "week_min": integer(0, 30),
         "week_max": integer(0, 30),
-        "team": texts(4, upper=True),
+        "team": teams(),
         "quarter": integers(1, 6),
         "down": integers(0, 4),
         "ytg_min": integer(0, 99),
@@ -166,3 +178,33 @@ class Where:
 
     def sql(self) -> str:
         return " AND ".join(self.clauses)
+
+
+# Cursor fields: each decoded within its column's range, so a tampered cursor is a 400 and never
+# reaches asyncpg (which refuses integers beyond int32 with an error of its own).
+SeasonField = Annotated[int, msgspec.Meta(ge=1920, le=2100)]
+IdField = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")]
+TextField = Annotated[str, msgspec.Meta(max_length=256, pattern="^[^\\x00]*$")]
+NaturalField = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # an int32 column that is never negative
+
+
+class Cursor:
+    """A keyset cursor, opaque to clients: base64url of the JSON array of the last row's sort key.
+
+    `fields` are the key's types (the *Field annotations above); a cursor that does not decode to
+    them exactly is a 400 naming `cursor`.
+    """
+
+    def __init__(self, *fields: Any) -> None:
+        self._decoder = msgspec.json.Decoder(tuple[fields])  # type: ignore[valid-type]
+
+    def encode(self, *values: Any) -> str:
+        return base64.urlsafe_b64encode(msgspec.json.encode(values)).decode().rstrip("=")
+
+    def decode(self, token: str) -> tuple[Any, ...]:
+        try:
+            raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+            return self._decoder.decode(raw)
+        except (ValueError, binascii.Error, msgspec.DecodeError, RecursionError):
+            raise ApiError(400, "invalid_parameters", "cursor is not one this API returned",
+                           [{"field": "cursor", "message": "malformed cursor"}]) from None  # fmt: skip

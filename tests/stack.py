@@ -68,6 +68,7 @@ async def remove_game(pool: asyncpg.Pool, game_id: str, player_prefix: str | Non
     if player_prefix:
         await pool.execute("DELETE FROM stat_totals WHERE subject_id LIKE $1", f"{player_prefix}%")
         await pool.execute("DELETE FROM players WHERE player_id LIKE $1", f"{player_prefix}%")
+        await pool.execute("DELETE FROM player_teams WHERE player_id LIKE $1", f"{player_prefix}%")
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:

@@ -47,13 +47,14 @@ def _service_params() -> dict[str, Mapping[str, p.Parser]]:
     # Imported here: the gateway reads the other services' tables only to describe them.
     from services.analytics import queries
     from services.ingest import handlers as ingest
-    from services.query import games, plays
+    from services.query import games, players, plays
 
     return {
         "/v1/events": ingest.EVENT_PARAMS,
         "/v1/imports": ingest.IMPORT_PARAMS,
         "/v1/plays": plays.PLAY_PARAMS,
         "/v1/games": games.GAME_PARAMS,
+        "/v1/players": players.PLAYER_PARAMS,
         "/v1/analytics/players/{player_id}/stats": queries.STATS_PARAMS,
         "/v1/analytics/leaders": queries.LEADER_PARAMS,
         "/v1/analytics/defense/pressure-leaders": queries.PRESSURE_PARAMS,
@@ -66,7 +67,6 @@ PAGE_PARAMS: dict[str, p.Parser] = {"cursor": p.text(512), "limit": p.integer(1,
 OWN_PARAMS: dict[str, Mapping[str, p.Parser]] = {
     "GET /v1/admin/users": PAGE_PARAMS,
     "GET /v1/admin/keys": PAGE_PARAMS,
-    "GET /v1/players": {"q": p.text(64), "team": p.texts(4, upper=True), "position": p.texts(8, upper=True)},
     "GET /v1/analytics/teams/{team}/tendencies": p.situation(),
     "GET /v1/analytics/epa": {
         **p.situation(),

@@ -15,6 +15,7 @@ from services.gateway import admin, handlers, models
 from services.gateway.auth import ADMIN, ANY_ROLE, PUBLIC, WRITERS, Guard, Handler, guarded
 from services.gateway.live import live_socket
 from services.gateway.proxy import proxy_to
+from services.query import models as read
 from shared.http import SETTINGS
 
 
@@ -68,11 +69,16 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/schema/events", OPEN, "The event JSON Schema", upstream="ingest"),
     Route("GET", "/v1/plays", READ, "Plays matching the filters", upstream="query"),
     Route("GET", "/v1/plays/{play_id}", READ, "One play", upstream="query"),
-    Route("GET", "/v1/games", READ, "Games", upstream="query"),
-    Route("GET", "/v1/games/{game_id}", READ, "One game: teams, score by quarter, drives", upstream="query"),
-    Route("GET", "/v1/teams", READ, "Teams", upstream="query"),
-    Route("GET", "/v1/players", READ, "Players", upstream="query"),
-    Route("GET", "/v1/players/{player_id}", READ, "One player", upstream="query"),
+    Route("GET", "/v1/games", READ, "Games in season, week and id order, a page at a time", upstream="query",
+          response=read.GameList),
+    Route("GET", "/v1/games/{game_id}", READ, "One game: teams, score by quarter, drives", upstream="query",
+          response=read.GameDetail),
+    Route("GET", "/v1/teams", READ, "Teams: each franchise, its name and the codes it played under",
+          upstream="query", response=read.TeamList),
+    Route("GET", "/v1/players", READ, "Players by name (q: any word's start, no case or accents), team, "
+          "position, season", upstream="query", response=read.PlayerList),
+    Route("GET", "/v1/players/{player_id}", READ, "One player: name, position, teams by season", upstream="query",
+          response=read.PlayerDetail),
     Route("GET", "/v1/analytics/players/{player_id}/stats", READ,
           "A player's passing, rushing, receiving and defense totals", upstream="analytics"),
     Route("GET", "/v1/analytics/defense/pressure-leaders", READ, "Defenders by pressure rate", upstream="analytics"),

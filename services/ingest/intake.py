@@ -14,6 +14,7 @@ import msgspec
 from shared.errors import ApiError
 from shared.events import PlayDeleted, PlayEvent, decoder, valid_clock, valid_team
 from shared.jsonbody import check_value
+from shared.teams import same_franchise
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
@@ -80,11 +81,11 @@ def _check(event: PlayEvent) -> list[dict[str, str]]:
         codes.update(c.team for c in play.stats)
         codes.add(play.offense or game.home)
         codes.add(play.defense or game.home)
-        if (all(map(valid_team, codes)) and game.home != game.away
-                and (play.offense is None or play.offense != play.defense)
+        if (all(map(valid_team, codes)) and not same_franchise(game.home, game.away)
+                and (play.offense is None or not same_franchise(play.offense, play.defense))
                 and (play.clock is None or valid_clock(play.clock))):  # fmt: skip
             return []
-    elif all(map(valid_team, codes)) and game.home != game.away:
+    elif all(map(valid_team, codes)) and not same_franchise(game.home, game.away):
         return []
     return _errors(event)
 
@@ -92,16 +93,21 @@ def _check(event: PlayEvent) -> list[dict[str, str]]:
 def _errors(event: PlayEvent) -> list[dict[str, str]]:
     """Every rule `event` breaks, each naming its field."""
     errors = []
-    if event.game.home == event.game.away:
-        errors.append({"field": "game.away", "message": "home and away must be different teams"})
+    if same_franchise(event.game.home, event.game.away):
+        errors.append({"field": "game.away", "message": "home and away must be different teams (franchises)"})
     teams: list[tuple[str, str | None]] = [("game.home", event.game.home), ("game.away", event.game.away)]
     if not isinstance(event, PlayDeleted):
         play = event.play
         teams += [("play.offense", play.offense), ("play.defense", play.defense)]
         teams += [(f"play.participants[{i}].team", p.team) for i, p in enumerate(play.participants)]
         teams += [(f"play.stats[{i}].team", c.team) for i, c in enumerate(play.stats)]
-        if play.offense is not None and play.offense == play.defense:
-            errors.append({"field": "play.defense", "message": "offense and defense must differ"})
+        if same_franchise(play.offense, play.defense):
+            errors.append(
+                {
+                    "field": "play.defense",
+                    "message": "offense and defense must be different teams (franchises)",
+                }
+            )
         if play.clock is not None and not valid_clock(play.clock):
             errors.append({"field": "play.clock", "message": f"{play.clock!r} is not a game clock (MM:SS)"})
     errors += [{"field": field, "message": f"{code!r} is not a team code (1-4 capital letters)"}

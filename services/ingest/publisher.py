@@ -20,6 +20,7 @@ from shared.deps import Dependency, Unavailable
 from shared.events import PlayDeleted, PlayEvent, PlayEventBatch, encoder
 from shared.kafka import HISTORY_HEADER
 from shared.logging import get_logger
+from shared.teams import canonical_event
 from shared.telemetry import PRODUCER_RECORDS, kafka_headers
 
 log = get_logger(__name__)
@@ -190,8 +191,10 @@ class Publisher:
         """Publish the events not seen before; returns the counts by outcome.
 
         `live=False` marks the records as history: stored and counted like any other, but not
-        broadcast to live viewers (bulk imports of past games).
+        broadcast to live viewers (bulk imports of past games). Team codes are published as
+        their franchise's code in the event's season (shared.teams), whatever the feed spelled.
         """
+        events = [canonical_event(e) for e in events]
         producer: AIOKafkaProducer = self._producer.get()
         redis = self._redis.get()
         if self._scripts is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from services.query import games, plays
+from services.query import games, players, plays
 from services.query.keys import POSTGRES
 from shared.http import json_response
 
@@ -32,3 +32,11 @@ async def get_game(request: web.Request) -> web.Response:
 
 async def list_teams(request: web.Request) -> web.Response:
     return json_response(await games.list_teams(_reader(request)))
+
+
+async def list_players(request: web.Request) -> web.Response:
+    return json_response(await players.list_players(_reader(request), dict(request.query)))
+
+
+async def get_player(request: web.Request) -> web.Response:
+    return json_response(await players.get_player(_reader(request), request.match_info["player_id"]))

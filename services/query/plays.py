@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -16,7 +14,7 @@ from shared.params import Where
 PLAY_PARAMS: dict[str, p.Parser] = {
     **p.situation(),
     "game_id": p.texts(),
-    "defense": p.texts(4, upper=True),
+    "defense": p.teams(),
     "player_id": p.texts(),
     "play_type": p.texts(32),
     "yards_min": p.integer(-120, 120),
@@ -44,18 +42,8 @@ SELECT = (
     "FROM plays"
 )
 _JSON_COLUMNS = ("formation", "personnel", "participants", "stats")
-# A cursor is opaque to clients: base64url of the last row's (season, game_id, sequence, play_id).
-# It is decoded strictly: each value within its column's range, so a tampered one is a 400 and
-# never reaches asyncpg (which refuses integers beyond int32 with an error of its own).
-_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")]
-_cursor_codec = msgspec.json.Decoder(
-    tuple[
-        Annotated[int, msgspec.Meta(ge=1920, le=2100)],
-        _Id,
-        Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)],
-        _Id,
-    ]
-)
+# The last row's (season, game_id, sequence, play_id).
+CURSOR = p.Cursor(p.SeasonField, p.IdField, p.NaturalField, p.IdField)
 
 
 def where(values: dict[str, Any]) -> Where:
@@ -78,17 +66,11 @@ def where(values: dict[str, Any]) -> Where:
 
 
 def encode_cursor(r: asyncpg.Record) -> str:
-    raw = msgspec.json.encode((r["season"], r["game_id"], r["sequence"], r["play_id"]))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return CURSOR.encode(r["season"], r["game_id"], r["sequence"], r["play_id"])
 
 
-def decode_cursor(token: str) -> tuple[int, str, int, str]:
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-        return _cursor_codec.decode(raw)
-    except (ValueError, binascii.Error, msgspec.DecodeError, RecursionError):
-        raise ApiError(400, "invalid_parameters", "cursor is not one this API returned",
-                       [{"field": "cursor", "message": "malformed cursor"}]) from None  # fmt: skip
+def decode_cursor(token: str) -> tuple[Any, ...]:
+    return CURSOR.decode(token)
 
 
 def to_play(r: asyncpg.Record) -> dict[str, Any]:

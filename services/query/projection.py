@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from services.query.players import player_rows, write_players
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
 from shared.events import (
@@ -175,6 +176,9 @@ class Projector:
                     (g.game_id, g.season, g.season_type, g.week, g.home, g.away) for g in games.values()
                 ]
                 await conn.execute(GAMES_SQL, *(list(col) for col in zip(*game_rows, strict=True)))
+                await write_players(conn, player_rows(
+                    (e.game.season, bytes(e.play.participants)) for e in events if isinstance(e, Recorded)
+                ))  # fmt: skip
         self.plays_written += changed
         return changed
 

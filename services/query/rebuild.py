@@ -1,4 +1,4 @@
-"""What `snapline rebuild query` rebuilds: `plays` and `games`, through this service's Projector."""
+"""What `snapline rebuild query` rebuilds: `plays`, `games` and `player_teams`, through this service's Projector."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ TABLES = OwnedTables(
     checksums={
         "plays": Checksum(key=("play_id", "season"), skip=("projected_at",)),
         "games": Checksum(key=("game_id",), skip=("updated_at",)),
+        "player_teams": Checksum(key=("player_id", "season", "team")),
     },
     partitioned=("plays",),
 )

@@ -13,3 +13,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/games", handlers.list_games)
     app.router.add_get("/v1/games/{game_id}", handlers.get_game)
     app.router.add_get("/v1/teams", handlers.list_teams)
+    app.router.add_get("/v1/players", handlers.list_players)
+    app.router.add_get("/v1/players/{player_id}", handlers.get_player)

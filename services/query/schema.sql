@@ -70,3 +70,20 @@ ALTER TABLE plays ALTER COLUMN participants TYPE json, ALTER COLUMN stats TYPE j
 -- and game state were added to the contract; older events leave them null).
 ALTER TABLE plays ADD COLUMN IF NOT EXISTS home_score integer, ADD COLUMN IF NOT EXISTS away_score integer,
     ADD COLUMN IF NOT EXISTS game_status text;
+
+-- Every (player, season, team) a play names, with the name and position the events give: the
+-- player directory behind /v1/players. name_key is the name folded for search (no accents, no
+-- case, no punctuation: "J.J. Watt" -> "jj watt"; services.query.players.name_key).
+CREATE TABLE IF NOT EXISTS player_teams (
+    player_id  text    NOT NULL,
+    season     integer NOT NULL,
+    team       text    NOT NULL,
+    name       text,
+    name_key   text,
+    position   text,
+    PRIMARY KEY (player_id, season, team)
+);
+CREATE INDEX IF NOT EXISTS player_teams_name ON player_teams (name_key text_pattern_ops);
+CREATE INDEX IF NOT EXISTS player_teams_team ON player_teams (team, season);
+-- The game list's keyset order.
+CREATE INDEX IF NOT EXISTS games_order ON games (season, week, game_id);

@@ -131,3 +131,50 @@ async def test_the_gateway_refuses_what_it_should(stack_keys: dict[str, str], ga
         assert (await unknown.json())["error"]["details"] == [
             {"field": "downs", "message": "unknown parameter"}
         ]
+
+
+async def test_the_read_contract_through_the_gateway(stack_keys: dict[str, str], game_id: str) -> None:
+    # Jacksonville's own play spelled JAC in a JAX game, as five 2016 GameCenter games have it.
+    player = f"e2e-{game_id}-runner"
+    event = event_dict(
+        game_id=game_id, play_id="7", sequence=1, offense="JAC", defense="GB", down=1, yards_to_go=10,
+        touchdown=True, home_score=7, away_score=0, game_status="in_progress",
+        participants=[{"player_id": player, "team": "JAC", "side": "offense", "name": f"Zoë Q{game_id}",
+                       "position": "RB"}],
+        stats=[{"stat_id": 10, "team": "JAC", "player_id": player, "yards": 12}],
+    )  # fmt: skip
+    event["game"].update(season=2030, home="JAX", away="GB")
+    headers = {"X-API-Key": stack_keys["viewer"]}
+    async with aiohttp.ClientSession(GATEWAY, headers=headers) as http:
+        resp = await http.post("/v1/events", json=event, headers={"X-API-Key": stack_keys["feed"]})
+        assert resp.status == 202, await resp.text()
+
+        async def get(path: str, **params: str) -> Any:
+            r = await http.get(path, params=params)
+            assert r.status == 200, (path, r.status, await r.text())
+            return await r.json()
+
+        async def stored() -> list[Any]:
+            return (await get("/v1/plays", game_id=game_id))["items"]  # type: ignore[no-any-return]
+
+        [play] = await eventually(stored)
+        assert (play["offense"], play["participants"][0]["team"]) == ("JAX", "JAX")  # one code
+        assert len((await get("/v1/plays", game_id=game_id, team="jac"))["items"]) == 1  # any code finds it
+
+        async def found() -> list[Any]:
+            return (await get("/v1/players", q=f"zoe q{game_id}"))["items"]  # type: ignore[no-any-return]
+
+        [listed] = await eventually(found)
+        assert (listed["player_id"], listed["name"], listed["teams"]) == (player, f"Zoë Q{game_id}", ["JAX"])
+        one = await get(f"/v1/players/{player}")
+        assert one["seasons"] == [{"season": 2030, "team": "JAX", "position": "RB"}]
+        missing = await http.get("/v1/players/e2e-nobody")
+        assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
+
+        page = await get("/v1/games", season="2030", team="JAC", limit="500")
+        assert game_id in [g["game_id"] for g in page["items"]] and page["next_cursor"] is None
+        detail = await get(f"/v1/games/{game_id}")
+        assert detail["score"] == {"home": 7, "away": 0, "by_quarter": [{"quarter": 1, "home": 7, "away": 0}]}
+        assert detail["status"] == "in_progress"
+        teams = {t["team"]: t for t in (await get("/v1/teams"))["items"]}
+        assert teams["JAX"]["name"] == "Jacksonville Jaguars" and "JAC" not in teams

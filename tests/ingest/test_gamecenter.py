@@ -196,3 +196,35 @@ def test_the_running_score_adds_up_to_the_files_score_across_the_corpus(wheel, r
                                    sum(away[str(p)] for p in range(1, q + 1))), (game_id, q)  # fmt: skip
     assert games == 3578
     assert reconciled <= games * 0.03, reconciled
+
+
+def test_every_plays_teams_are_its_games_two_teams_across_the_corpus(wheel, reference) -> None:  # type: ignore[no-untyped-def]
+    # What ingest publishes (shared.teams.canonical_event): one code per franchise and season,
+    # so Jacksonville's JAC plays in JAX games (2016) and every credit's club line up.
+    from shared.teams import canonical_event
+
+    plays = fixed = 0
+    codes: dict[str, set[int]] = {}
+    for member in wheel.namelist():
+        if not member.startswith("nflgame/gamecenter-json/"):
+            continue
+        try:
+            events = gc.game_events(member.rsplit("/", 1)[1], wheel.read(member), *reference)
+        except gc.GameCenterError:
+            continue
+        for raw in events:
+            event = canonical_event(raw)
+            fixed += event is not raw
+            g, p = event.game, event.play
+            teams = {g.home, g.away}
+            for code in teams:
+                codes.setdefault(code, set()).add(g.season)
+            plays += 1
+            assert p.offense is None or p.offense in teams, (p.play_id, g.game_id, p.offense)
+            assert p.defense is None or p.defense in teams, (p.play_id, g.game_id, p.defense)
+            assert {x.team for x in p.participants} <= teams, (g.game_id, p.play_id)
+            assert {c.team for c in p.stats} <= teams, (g.game_id, p.play_id)
+    assert plays == 631_130
+    assert fixed > 0  # the feed's JAC plays, rewritten
+    assert "JAC" not in codes and max(codes["STL"]) == 2015 and min(codes["LA"]) == 2016
+    assert max(codes["SD"]) == 2016 and min(codes["LAC"]) == 2017
