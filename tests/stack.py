@@ -63,6 +63,7 @@ async def remove_game(pool: asyncpg.Pool, game_id: str, player_prefix: str | Non
     """Delete every row the stack's services made for a test's game (and its players)."""
     await pool.execute("DELETE FROM plays WHERE game_id = $1", game_id)
     await pool.execute("DELETE FROM games WHERE game_id = $1", game_id)
+    await pool.execute("DELETE FROM read_generations WHERE tag = $1", f"game:{game_id}")
     await pool.execute("DELETE FROM analytics_play_contrib WHERE play_id LIKE $1", f"{game_id}:%")
     await pool.execute("DELETE FROM defender_plays WHERE play_id LIKE $1", f"{game_id}:%")
     if player_prefix:

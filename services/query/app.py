@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.query.cache import ReadCache
 from services.query.consumer import batch_handler
-from services.query.keys import CONSUMER, DEAD_LETTER, POSTGRES
+from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES
 from services.query.projection import Projector
 from services.query.routes import setup_routes
 from shared.config import Settings
@@ -18,6 +19,7 @@ def create_app(settings: Settings) -> web.Application:
     app = base_app(settings)
     add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.query"))
     add_dependency(app, DEAD_LETTER, producer_dependency(settings))
+    app[CACHE] = ReadCache.from_settings(settings)
     projector = Projector(app[POSTGRES])
     # Projectors wait up to 50 ms for fuller fetches: bigger transactions, fewer commits.
     loop = ConsumerLoop.plays(settings, batch_handler(projector), app[DEAD_LETTER], fetch_wait_ms=50)

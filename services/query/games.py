@@ -25,7 +25,15 @@ DEFAULT_LIMIT = 500
 
 
 async def list_games(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
-    values = p.parse_params(query, GAME_PARAMS)
+    return await page_games(pool, p.parse_params(query, GAME_PARAMS))
+
+
+def tags(values: dict[str, Any]) -> list[str]:
+    """What a game list reads: its seasons, else all."""
+    return sorted(f"season:{s}" for s in set(values["season"])) if "season" in values else ["all"]
+
+
+async def page_games(pool: asyncpg.Pool, values: dict[str, Any]) -> dict[str, Any]:
     clauses, args = [], []
     for name in ("season", "season_type", "week"):
         if name in values:

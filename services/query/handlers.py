@@ -1,42 +1,86 @@
-"""Thin HTTP handlers of the query service; reads go to the replica pool when there is one."""
+"""Thin HTTP handlers of the query service: parameters parsed, the answer from the cache or
+computed (services/query/cache.py); reads go to the replica pool when there is one."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from services.query import games, players, plays
-from services.query.keys import POSTGRES
-from shared.http import json_response
+from services.query.cache import cache_key
+from services.query.keys import CACHE, POSTGRES
+from shared import params as p
+
+_encoder = msgspec.json.Encoder()
 
 
 def _reader(request: web.Request) -> asyncpg.Pool:
     return request.app[POSTGRES].get().replica
 
 
+async def _answer(
+    request: web.Request, route: str, values: dict[str, Any], tags: list[str],
+    compute: Callable[[asyncpg.Pool], Awaitable[Any]],
+) -> web.Response:  # fmt: skip
+    pool = _reader(request)
+
+    async def encoded() -> bytes:
+        return _encoder.encode(await compute(pool))
+
+    body = await request.app[CACHE].get(pool, cache_key(route, values), tags, encoded)
+    return web.Response(body=body, content_type="application/json")
+
+
+def _game_tag(play_id: str) -> list[str]:
+    game_id, sep, _ = play_id.rpartition(":")
+    return [f"game:{game_id}"] if sep else ["all"]
+
+
 async def list_plays(request: web.Request) -> web.Response:
-    return json_response(await plays.list_plays(_reader(request), dict(request.query)))
+    values = p.parse_params(dict(request.query), plays.PLAY_PARAMS)
+    return await _answer(
+        request, "plays", values, plays.tags(values), lambda db: plays.page_plays(db, values)
+    )
 
 
 async def get_play(request: web.Request) -> web.Response:
-    return json_response(await plays.get_play(_reader(request), request.match_info["play_id"]))
+    play_id = request.match_info["play_id"]
+    return await _answer(
+        request, "play", {"id": play_id}, _game_tag(play_id), lambda db: plays.get_play(db, play_id)
+    )
 
 
 async def list_games(request: web.Request) -> web.Response:
-    return json_response(await games.list_games(_reader(request), dict(request.query)))
+    values = p.parse_params(dict(request.query), games.GAME_PARAMS)
+    return await _answer(
+        request, "games", values, games.tags(values), lambda db: games.page_games(db, values)
+    )
 
 
 async def get_game(request: web.Request) -> web.Response:
-    return json_response(await games.get_game(_reader(request), request.match_info["game_id"]))
+    game_id = request.match_info["game_id"]
+    return await _answer(
+        request, "game", {"id": game_id}, [f"game:{game_id}"], lambda db: games.get_game(db, game_id)
+    )
 
 
 async def list_teams(request: web.Request) -> web.Response:
-    return json_response(await games.list_teams(_reader(request)))
+    return await _answer(request, "teams", {}, ["all"], games.list_teams)
 
 
 async def list_players(request: web.Request) -> web.Response:
-    return json_response(await players.list_players(_reader(request), dict(request.query)))
+    values = p.parse_params(dict(request.query), players.PLAYER_PARAMS)
+    return await _answer(
+        request, "players", values, players.tags(values), lambda db: players.page_players(db, values)
+    )
 
 
 async def get_player(request: web.Request) -> web.Response:
-    return json_response(await players.get_player(_reader(request), request.match_info["player_id"]))
+    player_id = request.match_info["player_id"]
+    return await _answer(
+        request, "player", {"id": player_id}, ["all"], lambda db: players.get_player(db, player_id)
+    )

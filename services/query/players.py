@@ -88,10 +88,18 @@ def _summary(r: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_players(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
+    return await page_players(pool, p.parse_params(query, PLAYER_PARAMS))
+
+
+def tags(values: dict[str, Any]) -> list[str]:
+    """What a player list reads: its seasons, else all."""
+    return sorted(f"season:{s}" for s in set(values["season"])) if "season" in values else ["all"]
+
+
+async def page_players(pool: asyncpg.Pool, values: dict[str, Any]) -> dict[str, Any]:
     """Players matching every filter, by folded name then id. `q` matches the start of the name
     or of any word in it ("wat" finds J.J. Watt, "jj w" too); `team`, `position` and `season`
     match a player one of whose seasons matches all three."""
-    values = p.parse_params(query, PLAYER_PARAMS)
     match = p.Where()
     if "q" in values:
         q = name_key(values["q"])

@@ -83,7 +83,21 @@ def to_play(r: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_plays(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
-    values = p.parse_params(query, PLAY_PARAMS)
+    return await page_plays(pool, p.parse_params(query, PLAY_PARAMS))
+
+
+def tags(values: dict[str, Any]) -> list[str]:
+    """What a play list reads (services/query/cache.py): its games, else its seasons, else all."""
+    if "game_id" in values:
+        return sorted(f"game:{g}" for g in set(values["game_id"]))
+    if "season" in values:
+        return sorted(f"season:{s}" for s in set(values["season"]))
+    return ["all"]
+
+
+def page_sql(values: dict[str, Any]) -> tuple[str, list[Any], int]:
+    """The SQL of one page of plays for parsed `values`, its arguments, and the page size (the
+    SQL asks for one row more, which says whether there is a next page)."""
     w = where(values)
     newest = values.get("sort", ["newest"])[0] == "newest"
     if "cursor" in values:
@@ -96,7 +110,12 @@ async def list_plays(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any
     order = "DESC" if newest else "ASC"
     sql = (f"{SELECT} WHERE {w.sql()} ORDER BY season {order}, game_id {order}, sequence {order}, "
            f"play_id {order} LIMIT {limit + 1:d}")  # fmt: skip
-    rows = await pool.fetch(sql, *w.args)
+    return sql, w.args, limit
+
+
+async def page_plays(pool: asyncpg.Pool, values: dict[str, Any]) -> dict[str, Any]:
+    sql, args, limit = page_sql(values)
+    rows = await pool.fetch(sql, *args)
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [to_play(r) for r in rows], "next_cursor": encode_cursor(rows[-1]) if more else None}

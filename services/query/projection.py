@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from services.query.cache import batch_tags, bump
 from services.query.players import player_rows, write_players
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
@@ -179,6 +180,7 @@ class Projector:
                 await write_players(conn, player_rows(
                     (e.game.season, bytes(e.play.participants)) for e in events if isinstance(e, Recorded)
                 ))  # fmt: skip
+                await bump(conn, batch_tags(games.values()))  # last: its rows are locked until commit
         self.plays_written += changed
         return changed
 

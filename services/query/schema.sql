@@ -87,3 +87,10 @@ CREATE INDEX IF NOT EXISTS player_teams_name ON player_teams (name_key text_patt
 CREATE INDEX IF NOT EXISTS player_teams_team ON player_teams (team, season);
 -- The game list's keyset order.
 CREATE INDEX IF NOT EXISTS games_order ON games (season, week, game_id);
+
+-- The generation of each part of the data the answer cache knows (services/query/cache.py):
+-- raised by the projector in every batch's transaction for the games, seasons and teams it wrote.
+CREATE TABLE IF NOT EXISTS read_generations (
+    tag text   PRIMARY KEY,
+    gen bigint NOT NULL
+);

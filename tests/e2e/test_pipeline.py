@@ -133,7 +133,9 @@ async def test_the_gateway_refuses_what_it_should(stack_keys: dict[str, str], ga
         ]
 
 
-async def test_the_read_contract_through_the_gateway(stack_keys: dict[str, str], game_id: str) -> None:
+async def test_the_read_contract_through_the_gateway(
+    stack_keys: dict[str, str], stack_db: asyncpg.Pool, game_id: str
+) -> None:
     # Jacksonville's own play spelled JAC in a JAX game, as five 2016 GameCenter games have it.
     player = f"e2e-{game_id}-runner"
     event = event_dict(
@@ -178,3 +180,21 @@ async def test_the_read_contract_through_the_gateway(stack_keys: dict[str, str],
         assert detail["status"] == "in_progress"
         teams = {t["team"]: t for t in (await get("/v1/teams"))["items"]}
         assert teams["JAX"]["name"] == "Jacksonville Jaguars" and "JAC" not in teams
+
+        # Never stale: the touchdown is corrected to a field goal; the first read after the
+        # projection committed it (seen in the database) has the new score, though the old
+        # answer was cached (read twice).
+        assert (await get(f"/v1/games/{game_id}"))["score"]["home"] == 7
+        fixed = {**event, "type": "play_corrected", "revision": 2, "event_id": f"{event['event_id']}-r2",
+                 "play": {**event["play"], "touchdown": False, "home_score": 3}}  # fmt: skip
+        resp = await http.post("/v1/events", json=fixed, headers={"X-API-Key": stack_keys["feed"]})
+        assert resp.status == 202, await resp.text()
+
+        async def committed() -> bool:
+            revision = await stack_db.fetchval(
+                "SELECT revision FROM plays WHERE play_id = $1", f"{game_id}:7"
+            )
+            return bool(revision == 2)
+
+        await eventually(committed, timeout=30)
+        assert (await get(f"/v1/games/{game_id}"))["score"]["home"] == 3
