@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import TypeVar
 
 import asyncpg
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from shared.config import Settings
 from shared.deps import Dependency
@@ -21,17 +24,65 @@ PG_POOL = Gauge(
 )
 
 
-class Pools:
-    """The primary pool for writes and the replica pool for reads (the primary when none)."""
+REPLICA_FALLBACKS = Counter(
+    "snapline_postgres_replica_fallbacks_total",
+    "Reads sent to the primary because the read replica failed them (connection refused, lost, shutting down)",
+    ["service"],
+)
+# A replica that failed a read is left alone this long: reads go to the primary meanwhile, and
+# the first read after it tries the replica again.
+REPLICA_RETRY_SECONDS = 5.0
+# What a replica that is down, restarting or unreachable raises; a query's own error is not here.
+REPLICA_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (57P01-57P03)
+    asyncpg.exceptions.SerializationError,  # a standby cancelling a read that conflicts with recovery
+)
+T = TypeVar("T")
 
-    def __init__(self, primary: asyncpg.Pool, replica: asyncpg.Pool | None = None) -> None:
+
+class Pools:
+    """The primary pool for writes and the replica pool for reads (the primary when none).
+
+    Reads through `read` go to the replica while it answers, and to the primary when it fails
+    them: a stopped or restarting replica costs no read, only freshness it never promised.
+    """
+
+    def __init__(self, primary: asyncpg.Pool, replica: asyncpg.Pool | None = None, service: str = "") -> None:
         self.primary = primary
         self.replica = replica or primary
+        self._service = service
+        self._replica_down_until = 0.0
 
     def __repr__(self) -> str:
         return (
             f"Pools(primary={self.primary.get_size()}, separate_replica={self.replica is not self.primary})"
         )
+
+    @property
+    def reader(self) -> asyncpg.Pool:
+        """The pool reads go to now: the replica, unless it failed a read in the last few seconds."""
+        if self.replica is not self.primary and time.monotonic() < self._replica_down_until:
+            return self.primary
+        return self.replica
+
+    async def read(self, run: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+        """`run(pool)` on the reader; again on the primary if the replica fails it."""
+        pool = self.reader
+        if pool is self.primary:
+            return await run(pool)
+        try:
+            return await run(pool)
+        except REPLICA_DOWN as exc:
+            self._replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+            REPLICA_FALLBACKS.labels(self._service).inc()
+            log.warning(
+                "replica_read_failed", error=f"{type(exc).__name__}: {exc}", retry_in=REPLICA_RETRY_SECONDS
+            )
+            return await run(self.primary)
 
 
 async def _pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
@@ -47,7 +98,9 @@ async def open_pools(settings: Settings, min_size: int = 1, max_size: int = 10) 
     replica = None
     if settings.database_replica_url:
         try:
-            replica = await _pool(settings.database_replica_url, min_size, max_size)
+            # No connection at start: a replica that is down then (or later) only sends reads to
+            # the primary (Pools.read); the service does not wait for it.
+            replica = await _pool(settings.database_replica_url, 0, max_size)
         except Exception:
             await primary.close()
             raise
@@ -55,7 +108,7 @@ async def open_pools(settings: Settings, min_size: int = 1, max_size: int = 10) 
         PG_POOL.labels(settings.service, name, "limit").set(max_size)
         PG_POOL.labels(settings.service, name, "open").set_function(pool.get_size)
         PG_POOL.labels(settings.service, name, "idle").set_function(pool.get_idle_size)
-    return Pools(primary, replica)
+    return Pools(primary, replica, settings.service)
 
 
 def _terminate_pools(pools: Pools) -> None:

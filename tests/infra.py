@@ -277,11 +277,16 @@ class PrivatePostgres(PrivateProcess):
     password = "snapline"
     database = "snapline"
 
-    def __init__(self) -> None:
+    def __init__(self, **settings: str) -> None:
         super().__init__()
         self.bin = _pg_bin()
         self.data = self.dir / "data"
         self._initialised = False
+        # fsync and full-page writes off: the data only has to survive a process kill (the page
+        # cache does), not a machine crash. A primary with a replica keeps full-page writes on
+        # (pg_basebackup needs them): settings override these.
+        self.settings = {"fsync": "off", "shared_buffers": "32MB", "max_connections": "60",
+                         "full_page_writes": "off", **settings}  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -291,10 +296,11 @@ class PrivatePostgres(PrivateProcess):
         # initdb and postgres refuse to run as root: infra.sh runs them as the postgres user.
         return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else list(argv)
 
-    async def _run(self, *argv: str) -> None:
+    async def _run(self, *argv: str, env: dict[str, str] | None = None) -> None:
         proc = await asyncio.create_subprocess_exec(
-            *self._as_owner(*argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+            *self._as_owner(*argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )  # fmt: skip
         out, _ = await proc.communicate()
         if proc.returncode != 0:
             raise RuntimeError(
@@ -317,12 +323,11 @@ class PrivatePostgres(PrivateProcess):
     async def _launch(self) -> None:
         if not self._initialised:
             await self._init()
-        # The postmaster itself, not pg_ctl: its pid is the one recorded. fsync off: the data only
-        # has to survive a process kill (the page cache does), not a machine crash.
+        # The postmaster itself, not pg_ctl: its pid is the one recorded.
+        options = [arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")]
         await self._spawn(*self._as_owner(
             str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.dir),
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=32MB",
-            "-c", "max_connections=60", "-c", "full_page_writes=off",
+            "-c", "listen_addresses=127.0.0.1", *options,
         ))  # fmt: skip
         if os.geteuid() == 0:
             # runuser stays the parent: the postmaster is its child, and the pid to signal.
@@ -358,6 +363,38 @@ class PrivatePostgres(PrivateProcess):
         if self._process is not None:  # runuser exits with the postmaster
             await asyncio.wait_for(self._process.wait(), timeout)
             self._process = None
+
+
+class PrivateReplica(PrivatePostgres):
+    """A streaming replica of a PrivatePostgres (made with `pg_basebackup -R`): read-only, hot standby."""
+
+    name = "replica"
+
+    def __init__(self, primary: PrivatePostgres) -> None:
+        super().__init__()
+        self.primary = primary
+
+    async def _init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        await self._run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
+                        "-U", self.user, "-D", str(self.data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
+                        env={"PGPASSWORD": self.password})  # fmt: skip
+        self._initialised = True
+
+    async def _ready(self) -> bool:
+        import asyncpg
+
+        if not await port_open(self.port):
+            return False
+        try:
+            conn = await asyncpg.connect(self.url, timeout=5)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        try:
+            return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+        finally:
+            await conn.close()
 
 
 class PrivateKafka(PrivateProcess):

@@ -9,10 +9,15 @@ KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 PG_PORT=${PG_PORT:-15432}
+PG_REPLICA_PORT=${PG_REPLICA_PORT:-15433}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 export KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}
 export DATABASE_URL=${DATABASE_URL:-postgresql://snapline:snapline@127.0.0.1:$PG_PORT/snapline}
+# REPLICA=1 (make up REPLICA=1): a streaming replica of the local cluster, and the services' reads on it.
+if [ "${REPLICA:-0}" = 1 ]; then
+  export DATABASE_REPLICA_URL=${DATABASE_REPLICA_URL:-postgresql://snapline:snapline@127.0.0.1:$PG_REPLICA_PORT/snapline}
+fi
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 export GATEWAY_URL=${GATEWAY_URL:-http://127.0.0.1:8080}
 export JWT_KEYS_FILE=${JWT_KEYS_FILE:-$LOCAL/secrets/jwt-keys.json}

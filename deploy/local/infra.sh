@@ -119,6 +119,35 @@ start_redis() {
   for ((i = 0; i < 50; i++)); do [ -s "$RUN/redis.pid" ] && break; sleep 0.1; done
 }
 
+# A streaming replica of the cluster above (REPLICA=1): pg_basebackup -R once, then a hot standby
+# on PG_REPLICA_PORT. Reads that tolerate lag go to it (DATABASE_REPLICA_URL, env.sh); when it is
+# stopped they go to the primary (shared.db.Pools.read).
+PG_REPLICA_DATA=$LOCAL/pg/replica
+start_replica() {
+  if [ -f "$PG_REPLICA_DATA/postmaster.pid" ] && as_postgres "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" status >/dev/null 2>&1; then
+    log "postgresql replica already running"; return
+  fi
+  if [ ! -f "$PG_REPLICA_DATA/PG_VERSION" ]; then
+    log "making the streaming replica (pg_basebackup -R, once)"
+    rm -rf "$PG_REPLICA_DATA"; mkdir -p "$PG_REPLICA_DATA"; chown postgres:postgres "$PG_REPLICA_DATA" 2>/dev/null || true
+    chmod 700 "$PG_REPLICA_DATA"
+    as_postgres env PGPASSWORD=snapline "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U snapline \
+      -D "$PG_REPLICA_DATA" -R -X stream --checkpoint=fast >"$LOGS/pg_basebackup.log" 2>&1
+  fi
+  log "starting postgresql replica on 127.0.0.1:$PG_REPLICA_PORT"
+  touch "$LOGS/postgresql-replica.log"; chown postgres "$LOGS/postgresql-replica.log" 2>/dev/null || true
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" -l "$LOGS/postgresql-replica.log" -w -t 60 \
+    -o "-p $PG_REPLICA_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1" start >/dev/null
+  head -n 1 "$PG_REPLICA_DATA/postmaster.pid" >"$RUN/postgres-replica.pid"
+}
+
+stop_replica() {
+  if [ -f "$PG_REPLICA_DATA/postmaster.pid" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_REPLICA_DATA" -m fast -w stop >/dev/null 2>&1 && log "stopped postgresql replica" || true
+  fi
+  rm -f "$RUN/postgres-replica.pid"
+}
+
 stop_postgres() {
   if [ -f "$PG_DATA/postmaster.pid" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 && log "stopped postgresql" || true
@@ -128,7 +157,7 @@ stop_postgres() {
 
 status() {
   local name
-  for name in kafka redis postgres; do
+  for name in kafka redis postgres postgres-replica; do
     if pid_alive "$RUN/$name.pid"; then echo "$name: running (pid $(cat "$RUN/$name.pid"))"; else echo "$name: stopped"; fi
   done
 }
@@ -140,8 +169,9 @@ case "${1:-}" in
     install_packages
     start_postgres; start_redis; start_kafka
     wait_port "$PG_PORT" 60 postgresql; wait_port "$REDIS_PORT" 30 redis; wait_port "$KAFKA_PORT" 90 kafka
+    if [ "${REPLICA:-0}" = 1 ]; then start_replica; wait_port "$PG_REPLICA_PORT" 60 "postgresql replica"; fi
     ;;
-  stop) stop_pidfile "$RUN/kafka.pid" kafka; stop_pidfile "$RUN/redis.pid" redis; stop_postgres ;;
+  stop) stop_pidfile "$RUN/kafka.pid" kafka; stop_pidfile "$RUN/redis.pid" redis; stop_replica; stop_postgres ;;
   status) status ;;
   *) echo "usage: $0 install|browser|start|stop|status" >&2; exit 2 ;;
 esac

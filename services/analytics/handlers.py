@@ -13,8 +13,12 @@ from services.analytics.keys import ANSWERS, POSTGRES
 
 
 async def _answer(request: web.Request, compute: Callable[[asyncpg.Pool], Awaitable[Any]]) -> web.Response:
-    pool = request.app[POSTGRES].get().replica
-    body = await request.app[ANSWERS].get_or_compute(request.path_qs, lambda: compute(pool))
+    pools = request.app[POSTGRES].get()
+
+    async def on(pool: asyncpg.Pool) -> bytes:
+        return await request.app[ANSWERS].get_or_compute(request.path_qs, lambda: compute(pool))
+
+    body = await pools.read(on)  # the replica, or the primary when it fails
     return web.Response(body=body, content_type="application/json")
 
 

@@ -1,5 +1,6 @@
 """Thin HTTP handlers of the query service: parameters parsed, the answer from the cache or
-computed (services/query/cache.py); reads go to the replica pool when there is one."""
+computed (services/query/cache.py); reads go to the replica when there is one
+(and to the primary while it fails them)."""
 
 from __future__ import annotations
 
@@ -18,20 +19,19 @@ from shared import params as p
 _encoder = msgspec.json.Encoder()
 
 
-def _reader(request: web.Request) -> asyncpg.Pool:
-    return request.app[POSTGRES].get().replica
-
-
 async def _answer(
     request: web.Request, route: str, values: dict[str, Any], tags: list[str],
     compute: Callable[[asyncpg.Pool], Awaitable[Any]],
 ) -> web.Response:  # fmt: skip
-    pool = _reader(request)
+    key, cache = cache_key(route, values), request.app[CACHE]
 
-    async def encoded() -> bytes:
-        return _encoder.encode(await compute(pool))
+    async def on(pool: asyncpg.Pool) -> bytes:
+        async def encoded() -> bytes:
+            return _encoder.encode(await compute(pool))
 
-    body = await request.app[CACHE].get(pool, cache_key(route, values), tags, encoded)
+        return await cache.get(pool, key, tags, encoded)
+
+    body = await request.app[POSTGRES].get().read(on)  # the replica, or the primary when it fails
     return web.Response(body=body, content_type="application/json")
 
 

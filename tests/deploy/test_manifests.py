@@ -498,3 +498,22 @@ def test_network_policies_expose_only_the_gateway() -> None:
             for peer in rule["from"]
             if "podSelector" in peer
         ), f"the gateway cannot reach {name}"
+
+
+def test_the_replica_overlay_points_reads_at_a_standby_it_waits_for(compose: dict[str, Any]) -> None:
+    overlay = yaml.safe_load((ROOT / "compose.replica.yml").read_text())
+    replica = overlay["services"]["postgres-replica"]
+    assert replica["image"] == compose["postgres"]["image"]
+    assert "pg_basebackup" in replica["entrypoint"][-1] and "-R" in replica["entrypoint"][-1]
+    assert replica["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("query", "analytics"):
+        svc = overlay["services"][name]
+        host, _ = host_port(svc["environment"]["DATABASE_REPLICA_URL"])
+        assert (
+            host == "postgres-replica"
+            and svc["depends_on"]["postgres-replica"]["condition"] == "service_healthy"
+        )
+    # The primary lets the replica in (replication connections from the compose network).
+    [config] = compose["postgres"]["configs"]
+    configs = yaml.safe_load((ROOT / "compose.yml").read_text())["configs"]
+    assert "host replication" in configs[config["source"]]["content"]
