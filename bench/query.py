@@ -2,7 +2,7 @@
 
 Starts its own five service processes (bench/stack.py), imports the whole GameCenter corpus
 through them (bench/ingest.py's path) and then, in the same run:
-  (a) uncached (the query service's answer cache off, QUERY_CACHE_ENTRIES=0): the design
+  (a) uncached (the query service's answer cache off, ANSWER_CACHE_ENTRIES=0): the design
       overview's filtered list (a team on 3rd down with 5-10 to go, newest 50) and five realistic
       filters, each at --clients concurrent clients through the gateway (API key), beside the very
       SQL the service runs for it (services.query.plays.page_sql) sent with asyncpg from a pool of
@@ -247,7 +247,7 @@ async def cache_counts(http: aiohttp.ClientSession) -> dict[str, float]:
         text = await resp.text()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("snapline_query_cache_requests_total{"):
+        if line.startswith("snapline_answer_cache_requests_total{") and 'cache="query"' in line:
             outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
             out[outcome] = out.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
     return out
@@ -257,7 +257,7 @@ async def main(args: argparse.Namespace) -> None:
     global QUERY_METRICS
     settings = Settings.from_env("bench")
     files = list(game_files([WHEEL]))[: args.limit]
-    env = {**BENCH_ENV, "QUERY_CACHE_ENTRIES": "0"}
+    env = {**BENCH_ENV, "ANSWER_CACHE_ENTRIES": "0"}
     async with BenchStack(settings, env=env) as stack:
         QUERY_METRICS = f"http://127.0.0.1:{stack.ports['query']}/metrics"
         imported = await platform_path(stack, files, workers=2, concurrency=16)

@@ -145,12 +145,12 @@ class Settings:
     # ...and for this long once the game is final (a late viewer catches up from the stream;
     # after it, `reload not_live` sends the viewer to the query API, which holds every play).
     live_final_history_seconds: int = 24 * 3600
-    # query: answers kept in process (services/query/cache.py), valid while the generations of
-    # what they read are unchanged. 4,000 entries of the usual 2-60 KB are 10-100 MB at most, and
+    # query and analytics: answers kept in process (shared/answers.py), valid while the generations
+    # of what they read are unchanged. 4,000 entries of the usual 2-60 KB are 10-100 MB at most, and
     # the byte bound holds whatever they weigh; an answer over the per-entry bound is not kept.
-    query_cache_entries: int = 4000
-    query_cache_bytes: int = 96 * 1024 * 1024
-    query_cache_entry_bytes: int = 2 * 1024 * 1024
+    answer_cache_entries: int = 4000
+    answer_cache_bytes: int = 96 * 1024 * 1024
+    answer_cache_entry_bytes: int = 2 * 1024 * 1024
     # ingest: seconds a game's dedupe marks are kept after its last event. 8 days: a feed retries
     # within minutes, and the league's stat corrections come within the week after a game (a
     # correction is a new revision, which needs no mark); past the window a retry is published
@@ -228,9 +228,9 @@ class Settings:
             live_ws_compress=env.get("LIVE_WS_COMPRESS", "").lower() in ("1", "true", "yes"),
             live_history_length=_int(env, "LIVE_HISTORY_LENGTH", 5000),
             live_final_history_seconds=_int(env, "LIVE_FINAL_HISTORY_SECONDS", 24 * 3600),
-            query_cache_entries=_int(env, "QUERY_CACHE_ENTRIES", 4000),
-            query_cache_bytes=_int(env, "QUERY_CACHE_BYTES", 96 * 1024 * 1024),
-            query_cache_entry_bytes=_int(env, "QUERY_CACHE_ENTRY_BYTES", 2 * 1024 * 1024),
+            answer_cache_entries=_int(env, "ANSWER_CACHE_ENTRIES", 4000),
+            answer_cache_bytes=_int(env, "ANSWER_CACHE_BYTES", 96 * 1024 * 1024),
+            answer_cache_entry_bytes=_int(env, "ANSWER_CACHE_ENTRY_BYTES", 2 * 1024 * 1024),
             ingest_dedupe_window=_float(env, "INGEST_DEDUPE_WINDOW", 8 * 24 * 3600.0),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),

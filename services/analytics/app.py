@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.analytics.cache import AnswerCache
 from services.analytics.consumer import batch_handler
 from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, POSTGRES, REDIS
 from services.analytics.routes import setup_routes
-from services.analytics.store import AggregateStore
+from services.analytics.store import GENERATIONS, AggregateStore
+from shared.answers import AnswerCache
 from shared.cache import redis_dependency
 from shared.config import Settings
 from shared.db import postgres_dependency
@@ -21,8 +21,11 @@ def create_app(settings: Settings) -> web.Application:
     add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.analytics"))
     add_dependency(app, REDIS, redis_dependency(settings))
     add_dependency(app, DEAD_LETTER, producer_dependency(settings))
-    app[ANSWERS] = AnswerCache(app[REDIS], settings.kafka.topic_prefix)
-    store = AggregateStore(app[POSTGRES], app[ANSWERS].bump)
+    app[ANSWERS] = AnswerCache(
+        "analytics", GENERATIONS, settings.answer_cache_entries, settings.answer_cache_bytes,
+        settings.answer_cache_entry_bytes, redis=app[REDIS], redis_prefix=settings.kafka.topic_prefix,
+    )  # fmt: skip
+    store = AggregateStore(app[POSTGRES])
     # Projectors wait up to 50 ms for fuller fetches: bigger transactions, fewer commits.
     loop = ConsumerLoop.plays(settings, batch_handler(store), app[DEAD_LETTER], fetch_wait_ms=50)
     add_consumer(app, CONSUMER, loop, settings)

@@ -1,4 +1,5 @@
-"""Thin HTTP handlers of the analytics service: cached answers computed on the read pool."""
+"""Thin HTTP handlers of the analytics service: parameters parsed, the answer from the answer
+cache (shared/answers.py) or computed on the read pool (the replica, the primary when it fails)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,53 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from services.analytics import queries
 from services.analytics.keys import ANSWERS, POSTGRES
+from shared import params as p
+from shared.answers import cache_key, seasons_or_all
+
+_encoder = msgspec.json.Encoder()
 
 
-async def _answer(request: web.Request, compute: Callable[[asyncpg.Pool], Awaitable[Any]]) -> web.Response:
-    pools = request.app[POSTGRES].get()
+async def _answer(
+    request: web.Request, route: str, spec: dict[str, p.Parser], compute: Callable[[asyncpg.Pool], Awaitable[Any]],
+    **ids: str,
+) -> web.Response:  # fmt: skip
+    # Parsed here for the key and the tags (a bad parameter is a 400 before any lookup).
+    values = p.parse_params(dict(request.query), spec)
+    key, tags, cache = cache_key(route, {**values, **ids}), seasons_or_all(values), request.app[ANSWERS]
 
     async def on(pool: asyncpg.Pool) -> bytes:
-        return await request.app[ANSWERS].get_or_compute(request.path_qs, lambda: compute(pool))
+        async def encoded() -> bytes:
+            return _encoder.encode(await compute(pool))
 
-    body = await pools.read(on)  # the replica, or the primary when it fails
+        return await cache.get(pool, key, tags, encoded)
+
+    body = await request.app[POSTGRES].get().read(on)
     return web.Response(body=body, content_type="application/json")
 
 
 async def player_stats(request: web.Request) -> web.Response:
     player_id = request.match_info["player_id"]
-    return await _answer(request, lambda pool: queries.player_stats(pool, player_id, dict(request.query)))
+    return await _answer(
+        request, "stats", queries.STATS_PARAMS,
+        lambda pool: queries.player_stats(pool, player_id, dict(request.query)), player=player_id,
+    )  # fmt: skip
 
 
 async def leaders(request: web.Request) -> web.Response:
-    return await _answer(request, lambda pool: queries.leaders(pool, dict(request.query)))
+    return await _answer(
+        request, "leaders", queries.LEADER_PARAMS, lambda pool: queries.leaders(pool, dict(request.query))
+    )
 
 
 async def pressure_leaders(request: web.Request) -> web.Response:
-    return await _answer(request, lambda pool: queries.pressure_leaders(pool, dict(request.query)))
+    return await _answer(
+        request,
+        "pressure",
+        queries.PRESSURE_PARAMS,
+        lambda pool: queries.pressure_leaders(pool, dict(request.query)),
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.analytics.cache import AnswerCache
+from shared.answers import AnswerCache
 from shared.deps import Dependency
 
 POSTGRES: web.AppKey[Dependency[Any]] = web.AppKey("postgres", Dependency)

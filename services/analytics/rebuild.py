@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import asyncpg
 
-from services.analytics.cache import AnswerCache
-from services.analytics.store import SWAP_LOCK, AggregateStore
-from shared.cache import redis_dependency
+from services.analytics.store import GENERATIONS, SWAP_LOCK, AggregateStore
+from shared.answers import bump_all
 from shared.config import Settings
 from shared.db import Pools
 from shared.deps import Dependency
-from shared.logging import get_logger
 from shared.rebuild import Apply, Target
 from shared.shadow import Checksum, OwnedTables
 
-log = get_logger(__name__)
 TABLES = OwnedTables(
     package="services.analytics",
     swap_lock=SWAP_LOCK,
@@ -34,31 +31,17 @@ TABLES = OwnedTables(
 )
 
 
-async def _noop() -> None:
-    return None
-
-
 def _applier(db: Dependency[Pools]) -> Apply:
-    # The shadow's own writer: no swap to wait for, no cached answers to invalidate until the swap.
-    return AggregateStore(db, _noop, swap_lock=None).apply_records
+    return AggregateStore(db, swap_lock=None).apply_records  # the shadow's own writer: no swap to wait for
 
 
 async def _invalidate_answers(settings: Settings) -> None:
-    """Cached answers were computed from the old tables: bump the generation once swapped."""
-    redis = redis_dependency(settings)
-    redis.start()
+    """Cached answers were computed from the old tables: every generation moves once swapped."""
+    conn = await asyncpg.connect(settings.database_url)
     try:
-        await asyncio.wait_for(redis.wait(), 30)
-    except TimeoutError:
-        log.warning("cache_invalidation_failed", error=f"redis unreachable: {redis.last_error}")
-        return  # cached answers expire within TTL_SECONDS
+        await bump_all(conn, GENERATIONS)
     finally:
-        if not redis.connected.is_set():
-            await redis.stop()
-    try:
-        await AnswerCache(redis, settings.kafka.topic_prefix).bump()
-    finally:
-        await redis.stop()
+        await conn.close()
 
 
 TARGET = Target("analytics", TABLES, _applier, after_swap=_invalidate_answers)

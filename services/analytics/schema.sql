@@ -56,3 +56,10 @@ CREATE INDEX IF NOT EXISTS defender_plays_situation ON defender_plays (season, d
     INCLUDE (player_id, pressure, sacks);
 
 ALTER TABLE analytics_play_contrib ALTER COLUMN contrib TYPE json;
+
+-- The generation of each part of the data the answer cache knows (shared/answers.py): raised by
+-- the store in every transaction that changed the aggregates, for its seasons and `all`.
+CREATE TABLE IF NOT EXISTS analytics_generations (
+    tag text   PRIMARY KEY,
+    gen bigint NOT NULL
+);

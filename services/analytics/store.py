@@ -10,7 +10,7 @@ stored contributions make the half already committed count nothing twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ import msgspec
 
 from services.analytics.aggregates import Contribution, Entries, Week, delta, score, with_week
 from services.analytics.view import DeletedView, EventView, views_of
+from shared.answers import bump
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
 from shared.events import PlayEvent, encoder, latest_by_play
@@ -97,6 +98,7 @@ def _total_columns(totals: dict[Week, Entries]) -> list[list[Any]]:
 
 
 SPLIT_PLAYS = 2000
+GENERATIONS = "analytics_generations"  # the answer cache's generations (shared/answers.py)
 # `snapline rebuild analytics` swaps the four tables under it; every write transaction holds it shared.
 SWAP_LOCK = swap_lock("services.analytics")
 
@@ -119,14 +121,8 @@ def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 class AggregateStore:
     """Keeps exact totals: each play's last contribution is stored and replaced by difference."""
 
-    def __init__(
-        self,
-        db: Dependency[Pools],
-        on_change: Callable[[], Awaitable[None]],
-        swap_lock: int | None = SWAP_LOCK,
-    ) -> None:
+    def __init__(self, db: Dependency[Pools], swap_lock: int | None = SWAP_LOCK) -> None:
         self._db = db
-        self._on_change = on_change
         self._swap_lock = swap_lock  # None: a rebuild's own store, writing its shadow tables
         self._partitions = SeasonPartitions("defender_plays", swap_lock)
         # Players as last written by this process; remembered only once their transaction commits.
@@ -155,9 +151,7 @@ class AggregateStore:
         async with asyncio.TaskGroup() as tasks:  # one half failing cancels the other
             applying = [tasks.create_task(self._apply_part(pool, part)) for part in parts if part]
         applied = sum(t.result() for t in applying)
-        if applied:
-            self.applied += applied
-            await self._on_change()
+        self.applied += applied
         return applied
 
     async def _apply_part(self, pool: asyncpg.Pool, plays: dict[str, EventView]) -> int:
@@ -165,6 +159,10 @@ class AggregateStore:
             async with conn.transaction():
                 await share_swap_lock(conn, self._swap_lock)
                 applied, people = await self._apply(conn, plays)
+                if applied:  # what changed, for the answer cache: last, its rows locked until commit
+                    await bump(
+                        conn, GENERATIONS, ["all", *(f"season:{e.game.season}" for e in plays.values())]
+                    )
             self._players.update(people)
         return applied
 

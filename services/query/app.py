@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.query.cache import ReadCache
+from services.query.cache import open_cache
 from services.query.consumer import batch_handler
 from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES
 from services.query.projection import Projector
@@ -19,7 +19,7 @@ def create_app(settings: Settings) -> web.Application:
     app = base_app(settings)
     add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.query"))
     add_dependency(app, DEAD_LETTER, producer_dependency(settings))
-    app[CACHE] = ReadCache.from_settings(settings)
+    app[CACHE] = open_cache(settings)
     projector = Projector(app[POSTGRES])
     # Projectors wait up to 50 ms for fuller fetches: bigger transactions, fewer commits.
     loop = ConsumerLoop.plays(settings, batch_handler(projector), app[DEAD_LETTER], fetch_wait_ms=50)

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from services.query.cache import ReadCache
+from shared.answers import AnswerCache
 from shared.deps import Dependency
 
 POSTGRES: web.AppKey[Dependency[Any]] = web.AppKey("postgres", Dependency)
 CONSUMER: web.AppKey[Dependency[Any]] = web.AppKey("consumer", Dependency)
 DEAD_LETTER: web.AppKey[Dependency[Any]] = web.AppKey("dead_letter", Dependency)
-CACHE: web.AppKey[ReadCache] = web.AppKey("cache", ReadCache)
+CACHE: web.AppKey[AnswerCache] = web.AppKey("cache", AnswerCache)

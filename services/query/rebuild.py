@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncpg
+
+from services.query.cache import GENERATIONS
 from services.query.projection import SWAP_LOCK, Projector
+from shared.answers import bump_all
+from shared.config import Settings
 from shared.db import Pools
 from shared.deps import Dependency
 from shared.rebuild import Apply, Target
@@ -24,4 +29,13 @@ def _applier(db: Dependency[Pools]) -> Apply:
     return Projector(db, swap_lock=None).apply_records  # the shadow's own writer: no swap to wait for
 
 
-TARGET = Target("query", TABLES, _applier)
+async def _invalidate_answers(settings: Settings) -> None:
+    """Cached answers were computed from the old tables: every generation moves once swapped."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await bump_all(conn, GENERATIONS)
+    finally:
+        await conn.close()
+
+
+TARGET = Target("query", TABLES, _applier, after_swap=_invalidate_answers)

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
 from services.query.app import create_app
-from services.query.cache import ReadCache
 from services.query.keys import POSTGRES
 from services.query.projection import Projector
+from shared.answers import AnswerCache
 from shared.config import Settings
 from tests.factories import corrected, game, play, recorded
 from tests.servers import ServiceServer
@@ -34,7 +34,7 @@ async def query(
 
 def _count(outcome: str) -> float:
     value = REGISTRY.get_sample_value(
-        "snapline_query_cache_requests_total", {"cache": "answers", "outcome": outcome}
+        "snapline_answer_cache_requests_total", {"cache": "query", "outcome": outcome}
     )
     return value or 0.0
 
@@ -119,7 +119,7 @@ async def test_a_failed_computation_is_not_kept_and_every_waiter_gets_its_error(
 
 
 async def test_the_bounds_hold_least_recently_used_out() -> None:
-    cache = ReadCache("bounds-test", max_entries=3, max_bytes=250, max_entry_bytes=120)
+    cache = AnswerCache("bounds-test", "unused", max_entries=3, max_bytes=250, max_entry_bytes=120)
 
     class Pool:
         async def fetch(self, sql: str, tags: list[str]) -> list[dict[str, Any]]:
@@ -153,7 +153,7 @@ async def test_the_bounds_hold_least_recently_used_out() -> None:
 
 
 async def test_no_entries_turns_the_cache_off() -> None:
-    cache = ReadCache("off-test", max_entries=0, max_bytes=0, max_entry_bytes=0)
+    cache = AnswerCache("off-test", "unused", max_entries=0, max_bytes=0, max_entry_bytes=0)
     calls = 0
 
     async def compute() -> bytes:

@@ -38,7 +38,7 @@ def _named(play_id: str, *people: tuple[str, str, str | None, str | None], **kw:
     )  # fmt: skip
 
 
-WATT = ("00-0027996", "HOU", "J.J. Watt", "DE")
+WATT = ("00-0027949", "HOU", "J.J. Watt", "DE")
 NUNEZ = ("00-0031111", "LA", "José Núñez", "LB")
 SWIFT = ("00-0035000", "LA", "D'Andre Swift", None)
 

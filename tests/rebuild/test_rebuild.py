@@ -40,15 +40,11 @@ DEFENDERS = ("00-0031000", "00-0031001", "00-0031002")
 STAT_IDS = (83, 84, 79, 110, 86)  # sack, half sack, tackle, QB hit, tackle for loss
 
 
-async def _noop() -> None:
-    return None
-
-
 def _handler(target: Target, db: Dependency[Pools]) -> BatchHandler:
     """The service's own consumer handler, as its app wires it."""
     if target is QUERY:
         return query_handler(Projector(db))
-    return analytics_handler(AggregateStore(db, _noop))
+    return analytics_handler(AggregateStore(db))
 
 
 def _games(first: int, count: int) -> list[list[PlayEvent]]:
