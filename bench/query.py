@@ -258,7 +258,7 @@ async def main(args: argparse.Namespace) -> None:
     settings = Settings.from_env("bench")
     files = list(game_files([WHEEL]))[: args.limit]
     env = {**BENCH_ENV, "ANSWER_CACHE_ENTRIES": "0"}
-    async with BenchStack(settings, env=env) as stack:
+    async with BenchStack(settings, gateways=args.gateways, env=env) as stack:
         QUERY_METRICS = f"http://127.0.0.1:{stack.ports['query']}/metrics"
         imported = await platform_path(stack, files, workers=2, concurrency=16)
         print(f"imported {imported['queryable']:,} plays in {imported['query_s']:.0f} s")
@@ -280,7 +280,7 @@ async def main(args: argparse.Namespace) -> None:
             await stack.restart("query")
             live = await live_week(stack, http, feed_key, args, player_ids)
     print(f"\n== query benchmark (2 cores; loopback; {args.clients} clients; full corpus: "
-          f"{imported['queryable']:,} plays; 1 gateway, 1 query process with a pool of {QUERY_POOL})\n")  # fmt: skip
+          f"{imported['queryable']:,} plays; {args.gateways} gateway(s), 1 query process with a pool of {QUERY_POOL})\n")  # fmt: skip
     table(rows)
     print()
     table(live)
@@ -291,6 +291,7 @@ def parse() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes sharing the port")
     parser.add_argument(
         "--requests", type=int, default=600, help="at most this many requests per measured run"
     )

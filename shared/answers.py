@@ -27,6 +27,7 @@ import asyncpg
 import msgspec
 from prometheus_client import Counter, Gauge
 
+from shared.config import Settings
 from shared.deps import Dependency
 from shared.logging import get_logger
 
@@ -76,6 +77,19 @@ async def bump_all(conn: asyncpg.Connection, table: str) -> None:
     """Raise every generation in `table` (after a rebuild swapped in tables every answer read)."""
     await conn.execute(f"INSERT INTO {table} (tag, gen) VALUES ('all', 1) ON CONFLICT (tag) DO NOTHING")
     await conn.execute(f"UPDATE {table} SET gen = gen + 1")
+
+
+def after_swap(table: str) -> Callable[[Settings], Awaitable[None]]:
+    """A rebuild's step once its tables are swapped in: answers computed from the old tables go."""
+
+    async def invalidate(settings: Settings) -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await bump_all(conn, table)
+        finally:
+            await conn.close()
+
+    return invalidate
 
 
 class AnswerCache:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from services.query.cache import GENERATIONS
 from services.query.projection import SWAP_LOCK, Projector
-from shared.answers import bump_all
-from shared.config import Settings
+from shared.answers import after_swap
 from shared.db import Pools
 from shared.deps import Dependency
 from shared.rebuild import Apply, Target
@@ -29,13 +26,4 @@ def _applier(db: Dependency[Pools]) -> Apply:
     return Projector(db, swap_lock=None).apply_records  # the shadow's own writer: no swap to wait for
 
 
-async def _invalidate_answers(settings: Settings) -> None:
-    """Cached answers were computed from the old tables: every generation moves once swapped."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await bump_all(conn, GENERATIONS)
-    finally:
-        await conn.close()
-
-
-TARGET = Target("query", TABLES, _applier, after_swap=_invalidate_answers)
+TARGET = Target("query", TABLES, _applier, after_swap=after_swap(GENERATIONS))

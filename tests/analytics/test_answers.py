@@ -59,7 +59,7 @@ class Outcomes:
 
 
 def _store(client: TestClient[Any, Any]) -> AggregateStore:
-    return AggregateStore(client.server.app[POSTGRES])  # type: ignore[union-attr]
+    return AggregateStore(client.server.app[POSTGRES])  # type: ignore[attr-defined]
 
 
 async def _sacks(client: TestClient[Any, Any], season: int = 2019) -> float:

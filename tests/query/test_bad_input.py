@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
-
-from services.query.app import create_app
-from services.query.keys import POSTGRES
-from shared.config import Settings
-from tests.servers import ServiceServer
-
-
-@pytest.fixture
-async def query(
-    topics: Settings, make_settings: Callable[..., Settings], database_url: str
-) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(make_settings("query", DATABASE_URL=database_url))
-    client: TestClient[Any, Any] = TestClient(ServiceServer(app))
-    await client.start_server()
-    await asyncio.wait_for(app[POSTGRES].wait(), 30)
-    yield client
-    await client.close()
 
 
 def _cursor(value: Any) -> str:

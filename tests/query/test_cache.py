@@ -4,32 +4,16 @@ batch changed, one computation for concurrent misses, keys from the parsed param
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from services.query.app import create_app
 from services.query.keys import POSTGRES
 from services.query.projection import Projector
 from shared.answers import AnswerCache
-from shared.config import Settings
 from tests.factories import corrected, game, play, recorded
-from tests.servers import ServiceServer
-
-
-@pytest.fixture
-async def query(
-    topics: Settings, make_settings: Callable[..., Settings], database_url: str
-) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(make_settings("query", DATABASE_URL=database_url))
-    client: TestClient[Any, Any] = TestClient(ServiceServer(app))
-    await client.start_server()
-    await asyncio.wait_for(app[POSTGRES].wait(), 30)
-    yield client
-    await client.close()
 
 
 def _count(outcome: str) -> float:
@@ -56,7 +40,7 @@ async def _json(client: TestClient[Any, Any], path: str) -> Any:
 
 
 def _projector(client: TestClient[Any, Any]) -> Projector:
-    return Projector(client.server.app[POSTGRES])  # type: ignore[union-attr]
+    return Projector(client.server.app[POSTGRES])  # type: ignore[attr-defined]
 
 
 async def test_an_answer_is_never_stale_once_the_batch_has_committed(query: TestClient[Any, Any]) -> None:

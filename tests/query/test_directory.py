@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import zipfile
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -14,19 +13,10 @@ import pytest
 from services.ingest import gamecenter as gc
 from services.query import games, models, players
 from services.query.projection import Projector
-from shared.config import Settings
-from shared.db import postgres_dependency
 from shared.errors import ApiError
 from shared.events import Participant
 from tests.factories import corrected, deleted, game, play, recorded
 from tests.ingest.test_gamecenter import WHEEL
-
-
-@pytest.fixture
-async def db(database_url: str, make_settings: Callable[..., Settings], started: Any) -> Any:
-    dep = postgres_dependency(make_settings("query", DATABASE_URL=database_url), migrations="services.query")
-    await started(dep)
-    return dep
 
 
 def _named(play_id: str, *people: tuple[str, str, str | None, str | None], **kw: Any) -> Any:
@@ -94,7 +84,9 @@ async def test_players_are_found_by_any_words_start_without_case_or_accents(db: 
 async def test_the_player_list_pages_through_everyone_once_in_name_order(db: Any) -> None:
     projector = Projector(db)
     g = game()
-    people = [(f"00-00{i:05d}", "LA", f"Player {chr(65 + i % 26)}{i:03d}", "CB") for i in range(23)]
+    people: list[tuple[str, str, str | None, str | None]] = [
+        (f"00-00{i:05d}", "LA", f"Player {chr(65 + i % 26)}{i:03d}", "CB") for i in range(23)
+    ]
     people.append(("00-0099999", "LA", None, None))  # no name: listed first, by id
     await projector.apply([recorded(g, _named(str(n + 1), *people[n : n + 5])) for n in range(0, 24, 5)])
     pool = db.get().replica

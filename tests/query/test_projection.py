@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from services.query import plays
 from services.query.projection import Projector
-from shared.config import Settings
-from shared.db import Pools, postgres_dependency
+from shared.db import Pools
 from shared.errors import ApiError
 from tests.factories import corrected, deleted, game, play, recorded
-
-
-@pytest.fixture
-async def db(database_url: str, make_settings: Callable[..., Settings], started: Any) -> Any:
-    dep = postgres_dependency(make_settings("query", DATABASE_URL=database_url), migrations="services.query")
-    await started(dep)
-    return dep
 
 
 async def _rows(pools: Pools, game_id: str) -> list[Any]:

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from shared import params as p
-from shared.events import Participant, PlayDeleted
+from shared.events import Participant, PlayDeleted, PlayRecorded
 from shared.teams import FRANCHISES, canonical, canonical_event, expand, same_franchise
 from tests.factories import KICKOFF, game, play, recorded
 
@@ -38,6 +38,7 @@ def test_an_event_is_rewritten_only_where_a_code_changes() -> None:
                                Participant(player_id="00-2", team="GB", side="defense")])  # fmt: skip
     event = recorded(g, mixed)
     fixed = canonical_event(event)
+    assert isinstance(fixed, PlayRecorded)
     assert fixed.play.offense == "JAX" and [x.team for x in fixed.play.participants] == ["JAX", "GB"]
     assert fixed.play.participants[1] is event.play.participants[1]
     assert fixed.event_id == event.event_id and fixed.play.description == event.play.description
