@@ -8,7 +8,7 @@ LOCAL := .local
 STAMP := $(VENV)/.installed
 SAMPLE_GAME ?= 2019090800
 
-.PHONY: help up down status test chaos fuzz lint format bench infra infra-down services services-down data sample venv browser clean
+.PHONY: help up model down status test chaos fuzz lint format bench infra infra-down services services-down data sample venv browser clean
 
 help:
 	@echo "make up      set up what is missing, start infrastructure + five services, load a real game"
@@ -45,7 +45,11 @@ services: infra
 sample: services data
 	@bash deploy/local/sample.sh $(SAMPLE_GAME)
 
-up: sample
+# The EP/WP model, fitted from the corpus once per installation (snapline model fit refits it).
+model: data
+	@bash deploy/local/model.sh
+
+up: sample model
 	@bash deploy/local/sample.sh --banner
 
 down: services-down infra-down

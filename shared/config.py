@@ -156,6 +156,10 @@ class Settings:
     # correction is a new revision, which needs no mark); past the window a retry is published
     # again and the consumers' revision guard applies it once.
     ingest_dedupe_window: float = 8 * 24 * 3600.0
+    # EP/WP: the fitted model's artifact (`snapline model fit` writes it) and how often services
+    # look for a new one; without it everything is served but the values (/readyz says so).
+    model_path: str = ".local/models/epwp.json"
+    model_reload_seconds: float = 10.0
     # consumers
     consumer_group: str = ""
     consumer_batch: int = 500
@@ -232,6 +236,8 @@ class Settings:
             answer_cache_bytes=_int(env, "ANSWER_CACHE_BYTES", 96 * 1024 * 1024),
             answer_cache_entry_bytes=_int(env, "ANSWER_CACHE_ENTRY_BYTES", 2 * 1024 * 1024),
             ingest_dedupe_window=_float(env, "INGEST_DEDUPE_WINDOW", 8 * 24 * 3600.0),
+            model_path=env.get("MODEL_PATH", cls.model_path),
+            model_reload_seconds=_float(env, "MODEL_RELOAD_SECONDS", 10.0),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),
         )

@@ -39,6 +39,8 @@ from shared.telemetry import (
 log = get_logger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 DEPENDENCIES = web.AppKey("dependencies", list)
+# name -> a one-line description /readyz shows under "details" (a partial capability, not a failure)
+READY_DETAILS = web.AppKey("ready_details", dict)
 _encoder = msgspec.json.Encoder()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -213,10 +215,11 @@ async def readyz(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(d.healthy() for d in deps))
     checks = {d.name: ("ok" if ok else err) for d, (ok, err) in zip(deps, results, strict=True)}
     ready = all(ok for ok, _ in results)
-    return json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    details = {name: describe() for name, describe in request.app[READY_DETAILS].items()}
+    if details:
+        body["details"] = details  # what works partly (say, no EP/WP model) without making it unready
+    return json_response(body, status=200 if ready else 503)
 
 
 async def metrics(_: web.Request) -> web.Response:
@@ -234,6 +237,7 @@ def base_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[DEPENDENCIES] = []
+    app[READY_DETAILS] = {}
     app.on_response_prepare.append(end_socket_span)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

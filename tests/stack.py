@@ -34,11 +34,12 @@ GATEWAY = f"http://127.0.0.1:{PORTS['gateway']}"
 
 
 @pytest.fixture(scope="session")
-async def stack() -> AsyncIterator[BenchStack]:
-    """The suite's own five services (logs in .local/logs/teststack-<service>.log)."""
+async def stack(epwp_model: Any) -> AsyncIterator[BenchStack]:
+    """The suite's own five services (logs in .local/logs/teststack-<service>.log), with the
+    session's EP/WP model."""
     prefix = f"teststack{uuid.uuid4().hex[:12]}"
     async with BenchStack(Settings.from_env("test"), log_level="info", name="teststack", prefix=prefix,
-                          ports=PORTS, env={}) as running:  # fmt: skip
+                          ports=PORTS, env={"MODEL_PATH": str(epwp_model)}) as running:  # fmt: skip
         yield running
 
 

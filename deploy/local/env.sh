@@ -21,6 +21,7 @@ fi
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 export GATEWAY_URL=${GATEWAY_URL:-http://127.0.0.1:8080}
 export JWT_KEYS_FILE=${JWT_KEYS_FILE:-$LOCAL/secrets/jwt-keys.json}
+export MODEL_PATH=${MODEL_PATH:-$LOCAL/models/epwp.json}
 mkdir -p "$LOGS" "$RUN"
 
 log() { printf '[snapline] %s\n' "$*" >&2; }

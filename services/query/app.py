@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from services.query.cache import open_cache
 from services.query.consumer import batch_handler
 from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES
-from services.query.projection import Projector
+from services.query.projection import SWAP_LOCK, Projector
 from services.query.routes import setup_routes
+from services.query.values import keep_valued
 from shared.config import Settings
 from shared.db import postgres_dependency
-from shared.http import add_dependency, base_app
+from shared.epwp import ModelFile
+from shared.http import READY_DETAILS, add_background, add_dependency, base_app
 from shared.kafka import ConsumerLoop, add_consumer, producer_dependency
 
 
@@ -20,9 +24,14 @@ def create_app(settings: Settings) -> web.Application:
     add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.query"))
     add_dependency(app, DEAD_LETTER, producer_dependency(settings))
     app[CACHE] = open_cache(settings)
-    projector = Projector(app[POSTGRES])
+    models = ModelFile(settings.model_path)
+    models.refresh()
+    app[READY_DETAILS]["epwp_model"] = models.detail
+    projector = Projector(app[POSTGRES], models=models)
     # Projectors wait up to 50 ms for fuller fetches: bigger transactions, fewer commits.
     loop = ConsumerLoop.plays(settings, batch_handler(projector), app[DEAD_LETTER], fetch_wait_ms=50)
     add_consumer(app, CONSUMER, loop, settings)
+    add_background(app, "epwp_values", functools.partial(
+        keep_valued, app[POSTGRES], models, SWAP_LOCK, settings.model_reload_seconds))  # fmt: skip
     setup_routes(app)
     return app

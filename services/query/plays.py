@@ -38,7 +38,8 @@ _FLAGS = ("touchdown", "sack", "pressure")
 SELECT = (
     "SELECT play_id, game_id, season, season_type, week, quarter, clock, down, yards_to_go, yardline_100, "
     "offense, defense, play_type, yards_gained, touchdown, turnover, penalty, sack, pressure, description, "
-    "drive, sequence, revision, home_score, away_score, game_status, formation, personnel, participants, stats "
+    "drive, sequence, revision, home_score, away_score, game_status, ep_before, ep_after, epa, wp_before, "
+    "wp_after, formation, personnel, participants, stats "
     "FROM plays"
 )
 _JSON_COLUMNS = ("formation", "personnel", "participants", "stats")

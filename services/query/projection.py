@@ -17,8 +17,10 @@ import msgspec
 
 from services.query.cache import batch_tags, bump
 from services.query.players import player_rows, write_players
+from services.query.values import revalue
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
+from shared.epwp import ModelFile
 from shared.events import (
     GameView,
     PlayEvent,
@@ -145,8 +147,11 @@ class Projector:
     a rebuild's own projector, writing its shadow tables, passes `swap_lock=None`.
     """
 
-    def __init__(self, db: Dependency[Pools], swap_lock: int | None = SWAP_LOCK) -> None:
+    def __init__(
+        self, db: Dependency[Pools], swap_lock: int | None = SWAP_LOCK, models: ModelFile | None = None
+    ) -> None:
         self._db = db
+        self._models = models  # None: plays are stored without EP/WP (a rebuild's shadow; see values.py)
         self._swap_lock = swap_lock
         self._partitions = SeasonPartitions("plays", swap_lock)
         self.plays_written = 0
@@ -173,6 +178,8 @@ class Projector:
             async with conn.transaction():
                 await share_swap_lock(conn, self._swap_lock)
                 changed = await self._write(conn, events)
+                if self._models is not None:
+                    await revalue(conn, self._models, games, "batch")
                 game_rows = [
                     (g.game_id, g.season, g.season_type, g.week, g.home, g.away) for g in games.values()
                 ]

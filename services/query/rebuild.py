@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.query.cache import GENERATIONS
 from services.query.projection import SWAP_LOCK, Projector
+from services.query.values import VALUE_COLUMNS
 from shared.answers import after_swap
 from shared.db import Pools
 from shared.deps import Dependency
@@ -14,8 +15,10 @@ TABLES = OwnedTables(
     package="services.query",
     swap_lock=SWAP_LOCK,
     checksums={
-        "plays": Checksum(key=("play_id", "season"), skip=("projected_at",)),
-        "games": Checksum(key=("game_id",), skip=("updated_at",)),
+        # EP/WP values are not compared: the shadow is written without them, and the service values
+        # the swapped-in games in the background (services/query/values.py).
+        "plays": Checksum(key=("play_id", "season"), skip=("projected_at", *VALUE_COLUMNS, "value_model")),
+        "games": Checksum(key=("game_id",), skip=("updated_at", "value_model")),
         "player_teams": Checksum(key=("player_id", "season", "team")),
     },
     partitioned=("plays",),

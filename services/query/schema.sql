@@ -94,3 +94,12 @@ CREATE TABLE IF NOT EXISTS read_generations (
     tag text   PRIMARY KEY,
     gen bigint NOT NULL
 );
+
+-- Expected points and win probability of each scrimmage play, from its offense's side
+-- (shared/epwp.py), and the model version that computed them; games.value_model says which model
+-- last valued a game's plays, so a new model revalues every game in the background.
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS ep_before double precision,
+    ADD COLUMN IF NOT EXISTS ep_after double precision, ADD COLUMN IF NOT EXISTS epa double precision,
+    ADD COLUMN IF NOT EXISTS wp_before double precision, ADD COLUMN IF NOT EXISTS wp_after double precision,
+    ADD COLUMN IF NOT EXISTS value_model text;
+ALTER TABLE games ADD COLUMN IF NOT EXISTS value_model text;
