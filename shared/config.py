@@ -145,6 +145,10 @@ class Settings:
     # ...and for this long once the game is final (a late viewer catches up from the stream;
     # after it, `reload not_live` sends the viewer to the query API, which holds every play).
     live_final_history_seconds: int = 24 * 3600
+    # Games whose plays a live instance keeps to value the next snap (services/live/values.py):
+    # a Sunday has up to 16 games at once and replays add a few; a game is ~180 plays of ~0.4 KB,
+    # so 256 games are ~18 MB at most. The least recently played goes first; a final game at once.
+    live_value_games: int = 256
     # query and analytics: answers kept in process (shared/answers.py), valid while the generations
     # of what they read are unchanged. 4,000 entries of the usual 2-60 KB are 10-100 MB at most, and
     # the byte bound holds whatever they weigh; an answer over the per-entry bound is not kept.
@@ -232,6 +236,7 @@ class Settings:
             live_ws_compress=env.get("LIVE_WS_COMPRESS", "").lower() in ("1", "true", "yes"),
             live_history_length=_int(env, "LIVE_HISTORY_LENGTH", 5000),
             live_final_history_seconds=_int(env, "LIVE_FINAL_HISTORY_SECONDS", 24 * 3600),
+            live_value_games=_int(env, "LIVE_VALUE_GAMES", 256),
             answer_cache_entries=_int(env, "ANSWER_CACHE_ENTRIES", 4000),
             answer_cache_bytes=_int(env, "ANSWER_CACHE_BYTES", 96 * 1024 * 1024),
             answer_cache_entry_bytes=_int(env, "ANSWER_CACHE_ENTRY_BYTES", 2 * 1024 * 1024),

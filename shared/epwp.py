@@ -416,6 +416,15 @@ def sanity(model: Model) -> dict[str, tuple[float, bool]]:
     }
 
 
+async def keep_fresh(models: ModelFile, every: float) -> None:
+    """A service's background task: look for a new model file every `every` seconds."""
+    import asyncio
+
+    while True:
+        models.refresh()
+        await asyncio.sleep(every)
+
+
 # -- fitting ---------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from services.live.messages import views_of
 from services.live.metrics import SEQUENCED
 from services.live.sequencer import Sequencer
+from services.live.values import LiveValues
 from shared.config import Settings
 from shared.deps import Dependency
 from shared.kafka import BatchHandler, ConsumerLoop, Record, is_history
@@ -25,7 +26,7 @@ def _event_count(record: Record) -> int:
     return 1
 
 
-def plays_handler(sequencer: Sequencer) -> BatchHandler:
+def plays_handler(sequencer: Sequencer, values: LiveValues | None = None) -> BatchHandler:
     """Decode a batch (a bad record raises, to be dead-lettered), then sequence it in order.
 
     Redis failures are transient to ConsumerLoop: the batch waits for Redis instead of being
@@ -45,7 +46,7 @@ def plays_handler(sequencer: Sequencer) -> BatchHandler:
         if not live:
             return
         events = views_of(record.value for record in live)
-        seqs = await sequencer.sequence(events)
+        seqs = await sequencer.sequence(events, values.extras(events) if values is not None else None)
         fresh = sum(1 for seq in seqs if seq)
         SEQUENCED.labels("sequenced").inc(fresh)
         SEQUENCED.labels("duplicate").inc(len(seqs) - fresh)
@@ -54,7 +55,10 @@ def plays_handler(sequencer: Sequencer) -> BatchHandler:
 
 
 def plays_loop(
-    settings: Settings, sequencer: Sequencer, dead_letter: Dependency[AIOKafkaProducer]
+    settings: Settings,
+    sequencer: Sequencer,
+    dead_letter: Dependency[AIOKafkaProducer],
+    values: LiveValues | None = None,
 ) -> ConsumerLoop:
     """The plays-topic loop in the group all live instances share."""
-    return ConsumerLoop.plays(settings, plays_handler(sequencer), dead_letter)
+    return ConsumerLoop.plays(settings, plays_handler(sequencer, values), dead_letter)

@@ -71,12 +71,16 @@ def play_fields(event: Any) -> dict[str, Any]:
     }
 
 
-def body(event: Any) -> tuple[str, dict[str, Any]]:
-    """The message type and the fields after `seq` for one event (a full event or a view)."""
+def body(event: Any, extra: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The message type and the fields after `seq` for one event (a full event or a view), with
+    `extra` (its EP/WP values, services/live/values.py) after the play's own fields."""
     tag = type(event).__struct_config__.tag
     if tag == "play_deleted":
         return "correction", {"play_id": play_key(event), "revision": event.revision, "deleted": True}
-    return _KINDS[tag], play_fields(event)
+    fields = play_fields(event)
+    if extra:
+        fields.update(extra)
+    return _KINDS[tag], fields
 
 
 def _split(kind: str, game_id: str, rest: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -84,9 +88,9 @@ def _split(kind: str, game_id: str, rest: dict[str, Any]) -> tuple[bytes, bytes]
     return head[:-1] + b',"seq":', b"," + _encoder.encode(rest)[1:]
 
 
-def split_message(event: Any) -> tuple[bytes, bytes]:
+def split_message(event: Any, extra: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
     """The message JSON before and after the seq value, so Redis can splice the seq in verbatim."""
-    kind, rest = body(event)
+    kind, rest = body(event, extra)
     return _split(kind, event.game.game_id, rest)
 
 

@@ -159,8 +159,13 @@ class Sequencer:
             self._lua = client.register_script(SEQUENCE_LUA)
         return self._lua
 
-    async def sequence(self, events: Sequence[Any]) -> list[int]:
-        """Sequence events (full or views) in order in one round trip; 0 marks one already sequenced."""
+    async def sequence(
+        self, events: Sequence[Any], extras: Sequence[dict[str, Any] | None] | None = None
+    ) -> list[int]:
+        """Sequence events (full or views) in order in one round trip; 0 marks one already sequenced.
+
+        `extras`: fields each event's message adds (its EP/WP values), aligned with `events`.
+        """
         client = self._redis.get()
         script = self._script(client)
         by_game: dict[str, list[int]] = {}
@@ -176,7 +181,7 @@ class Sequencer:
                 args: list[Any] = [self.keys.channel(game_id), self._ttl, self.history_length,
                                    self.keys.league, self._final_ttl]  # fmt: skip
                 for i in indexes:
-                    head, tail = split_message(events[i])
+                    head, tail = split_message(events[i], extras[i] if extras else None)
                     args += [play_key(events[i]), events[i].revision, head, tail]
                     more = followups(events[i])
                     if more is None:
