@@ -8,7 +8,7 @@ so an older revision arriving later cannot bring the play back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ GAMES_SQL = (
     "ON CONFLICT (game_id) DO UPDATE SET season = EXCLUDED.season, season_type = EXCLUDED.season_type, "
     "week = EXCLUDED.week, home = EXCLUDED.home, away = EXCLUDED.away, updated_at = now()"
 )
+UNVALUE_SQL = "UPDATE games SET value_model = NULL WHERE game_id = ANY($1::text[])"
 _json = msgspec.json.Encoder()
 
 
@@ -159,16 +160,20 @@ class Projector:
     def __repr__(self) -> str:
         return f"Projector(plays_written={self.plays_written}, {self._partitions!r})"
 
-    async def apply_records(self, values: Sequence[bytes]) -> int:
+    async def apply_records(self, values: Sequence[bytes], defer_values: Set[str] = frozenset()) -> int:
         """Decode and apply raw event records; a record that does not decode raises."""
-        return await self.apply_views(views_of(values))
+        return await self.apply_views(views_of(values), defer_values)
 
     async def apply(self, events: Sequence[PlayEvent]) -> int:
         """Apply full events (as their records would be applied); returns how many rows changed."""
         return await self.apply_views([view(e) for e in events])
 
-    async def apply_views(self, decoded: Sequence[View]) -> int:
-        """Apply decoded views; returns how many plays rows changed."""
+    async def apply_views(self, decoded: Sequence[View], defer_values: Set[str] = frozenset()) -> int:
+        """Apply decoded views; returns how many plays rows changed.
+
+        The games written get their EP/WP values in the same transaction, but for `defer_values`
+        (history: bulk imports), which are marked unvalued for the background pass.
+        """
         events = latest_revisions(decoded)
         if not events:
             return 0
@@ -178,12 +183,14 @@ class Projector:
             async with conn.transaction():
                 await share_swap_lock(conn, self._swap_lock)
                 changed = await self._write(conn, events)
-                if self._models is not None:
-                    await revalue(conn, self._models, games, "batch")
                 game_rows = [
                     (g.game_id, g.season, g.season_type, g.week, g.home, g.away) for g in games.values()
                 ]
                 await conn.execute(GAMES_SQL, *(list(col) for col in zip(*game_rows, strict=True)))
+                if self._models is not None:  # after the games rows exist: revalue marks them
+                    await revalue(conn, self._models, [g for g in games if g not in defer_values], "batch")
+                    if later := [g for g in games if g in defer_values]:
+                        await conn.execute(UNVALUE_SQL, later)
                 await write_players(conn, player_rows(
                     (e.game.season, bytes(e.play.participants)) for e in events if isinstance(e, Recorded)
                 ))  # fmt: skip

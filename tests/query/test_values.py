@@ -16,7 +16,7 @@ from services.ingest import gamecenter as gc
 from services.query import values
 from services.query.app import create_app
 from services.query.keys import POSTGRES
-from services.query.projection import Projector
+from services.query.projection import Projector, view
 from shared import epwp
 from shared.events import PlayRecorded
 from tests.factories import corrected, deleted
@@ -127,6 +127,25 @@ async def test_games_projected_without_a_model_are_valued_in_the_background(
     rows = await db.get().primary.fetch(_STORED, GAME)
     assert {r["value_model"] for r in rows} == {newer["version"]}
     assert await _stored(db) == _expected(other, events)
+
+
+async def test_history_is_valued_by_the_background_pass_not_in_the_batch(
+    db: Any, models: epwp.ModelFile, events: list[PlayRecorded]
+) -> None:
+    projector = Projector(db, models=models)
+    await projector.apply(events)  # valued in the batch (a live feed)
+    assert await _stored(db) == _expected(models, events)
+    # The same game imported again as history (a bulk import with a correction): left unvalued
+    # in the batch, marked for the background pass, which values it.
+    target = events[10]
+    moved = msgspec.structs.replace(target.play, down=4, yards_to_go=20, yardline_100=90)
+    await projector.apply_views([view(corrected(target.game, moved, revision=2))], defer_values={GAME})
+    unvalued = await db.get().primary.fetchval("SELECT count(*) FROM games WHERE value_model IS NULL")
+    assert unvalued == 1
+    assert await values.backfill(db, models, None) == 1
+    fixed = list(events)
+    fixed[10] = msgspec.structs.replace(target, play=moved)
+    assert await _stored(db) == _expected(models, fixed)
 
 
 async def test_plays_come_with_their_values_and_readyz_names_the_model(
