@@ -94,4 +94,4 @@ async def listen(app: web.Application) -> None:
                 if closed:
                     log.info("live_sockets_revoked", kind=kind, closed=closed)
     finally:
-        await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+        await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from services.query.plays import SELECT
 from services.query.projection import COLUMNS, row, view
+from services.query.values import VALUE_COLUMNS
 from shared.events import Participant, PlayRecorded, StatCredit, decoder, encoder
 from snapline_cli import replay
 from snapline_cli.main import main
@@ -29,8 +30,9 @@ _API_COLUMNS = SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
 
 
 def api_play(event: PlayRecorded) -> dict[str, Any]:
-    """A play as GET /v1/plays returns it: the query service's own row, JSON columns decoded."""
-    stored = dict(zip(COLUMNS, row(view(event)), strict=True))
+    """A play as GET /v1/plays returns it: the query service's own row, JSON columns decoded, and
+    not yet valued (the value columns are written after the projection, by services.query.values)."""
+    stored = dict(zip(COLUMNS, row(view(event)), strict=True)) | dict.fromkeys(VALUE_COLUMNS)
     out = {name: stored[name] for name in _API_COLUMNS if name not in ("sack", "pressure")}
     for name in ("formation", "personnel", "participants", "stats"):
         out[name] = None if out[name] is None else json.loads(out[name])

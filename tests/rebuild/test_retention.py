@@ -7,6 +7,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.config import Settings
 from shared.kafka import ensure_topics, topic_configs
+from tests.stack import eventually
 
 
 async def _configs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -29,7 +30,11 @@ async def test_the_plays_topic_is_kept_forever_and_a_drifted_setting_is_put_back
                                                   configs={"retention.ms": "604800000"})])  # fmt: skip
     finally:
         await admin.close()
-    assert (await _configs(topics))[topics.kafka.plays_topic]["retention.ms"] == "604800000"
+
+    async def drifted() -> bool:  # the broker applies an altered config a moment after it answers
+        return (await _configs(topics))[topics.kafka.plays_topic]["retention.ms"] == "604800000"
+
+    await eventually(drifted, timeout=30)
     assert await ensure_topics(topics.kafka) == []  # nothing created, the setting put back
     plays = (await _configs(topics))[topics.kafka.plays_topic]
     assert {k: plays[k] for k in forever} == forever
