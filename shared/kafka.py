@@ -88,6 +88,13 @@ def is_history(record: Record) -> bool:
     return HISTORY_HEADER in (record.headers or ())
 
 
+def history_games(records: Sequence[Record]) -> set[str]:
+    """The games (record keys) whose records in `records` are all history: consumers value them
+    in the background (shared/valuing.py) instead of keeping a bulk import waiting."""
+    live = {r.key for r in records if not is_history(r)}
+    return {r.key.decode() for r in records if r.key and r.key not in live}
+
+
 def make_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     """A producer that never reports a record as sent before every in-sync replica has it."""
     return AIOKafkaProducer(

@@ -67,6 +67,8 @@ async def remove_game(pool: asyncpg.Pool, game_id: str, player_prefix: str | Non
     await pool.execute("DELETE FROM read_generations WHERE tag = $1", f"game:{game_id}")
     await pool.execute("DELETE FROM analytics_play_contrib WHERE play_id LIKE $1", f"{game_id}:%")
     await pool.execute("DELETE FROM defender_plays WHERE play_id LIKE $1", f"{game_id}:%")
+    await pool.execute("DELETE FROM analytics_plays WHERE game_id = $1", game_id)
+    await pool.execute("DELETE FROM analytics_games WHERE game_id = $1", game_id)
     if player_prefix:
         await pool.execute("DELETE FROM stat_totals WHERE subject_id LIKE $1", f"{player_prefix}%")
         await pool.execute("DELETE FROM players WHERE player_id LIKE $1", f"{player_prefix}%")

@@ -115,6 +115,36 @@ def score(event: EventView, play_id: str) -> tuple[Entries, list[tuple[Any, ...]
     return out, rows
 
 
+# Credits that make a player one of the play's ball carriers (passer, rusher, receiver, target).
+_CARRIER_IDS = frozenset(
+    sid
+    for sid, credits in CREDITS.items()
+    if any(group in ("passing", "rushing", "receiving") for group, _, _ in credits)
+)
+PLAY_COLUMNS = (
+    "season", "play_id", "game_id", "home", "season_type", "week", "sequence", "quarter", "clock", "down",
+    "yards_to_go", "yardline_100", "offense", "defense", "play_type", "yards_gained", "touchdown", "home_score",
+    "away_score", "game_status", "carriers",
+)  # fmt: skip
+
+
+def play_row(event: EventView, play_id: str) -> tuple[Any, ...] | None:
+    """The play's `analytics_plays` row without its values (None for a delete). Carriers are the
+    offense's players credited with a passing, rushing or receiving stat, each once, in order."""
+    if type(event) is DeletedView:
+        return None
+    p = event.play  # type: ignore[union-attr]
+    g = event.game
+    carriers: list[str] = []
+    for credit in p.stats:
+        pid = credit.player_id
+        if pid and credit.stat_id in _CARRIER_IDS and credit.team == p.offense and pid not in carriers:
+            carriers.append(pid)
+    return (g.season, play_id, g.game_id, g.home, g.season_type, g.week, p.sequence, p.quarter, p.clock, p.down,
+            p.yards_to_go, p.yardline_100, p.offense, p.defense, p.play_type, p.yards_gained, p.touchdown,
+            p.home_score, p.away_score, p.game_status, carriers)  # fmt: skip
+
+
 def entries(event: EventView) -> Entries:
     """Every total the event adds to, within its week; empty for a delete."""
     return score(event, "")[0]

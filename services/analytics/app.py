@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from services.analytics.consumer import batch_handler
 from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, POSTGRES, REDIS
 from services.analytics.routes import setup_routes
-from services.analytics.store import GENERATIONS, AggregateStore
+from services.analytics.store import GENERATIONS, SWAP_LOCK, VALUER, AggregateStore, after_chunk
 from shared.answers import AnswerCache
 from shared.cache import redis_dependency
 from shared.config import Settings
 from shared.db import postgres_dependency
-from shared.http import add_dependency, base_app
+from shared.epwp import ModelFile
+from shared.http import READY_DETAILS, add_background, add_dependency, base_app
 from shared.kafka import ConsumerLoop, add_consumer, producer_dependency
 
 
@@ -25,9 +28,14 @@ def create_app(settings: Settings) -> web.Application:
         "analytics", GENERATIONS, settings.answer_cache_entries, settings.answer_cache_bytes,
         settings.answer_cache_entry_bytes, redis=app[REDIS], redis_prefix=settings.kafka.topic_prefix,
     )  # fmt: skip
-    store = AggregateStore(app[POSTGRES])
+    models = ModelFile(settings.model_path)
+    models.refresh()
+    app[READY_DETAILS]["epwp_model"] = models.detail
+    store = AggregateStore(app[POSTGRES], models=models)
     # Projectors wait up to 50 ms for fuller fetches: bigger transactions, fewer commits.
     loop = ConsumerLoop.plays(settings, batch_handler(store), app[DEAD_LETTER], fetch_wait_ms=50)
     add_consumer(app, CONSUMER, loop, settings)
+    add_background(app, "epwp_values", functools.partial(
+        VALUER.keep_valued, app[POSTGRES], models, SWAP_LOCK, after_chunk, settings.model_reload_seconds))  # fmt: skip
     setup_routes(app)
     return app

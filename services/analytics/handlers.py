@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from services.analytics import queries
+from services.analytics import epa, queries
 from services.analytics.keys import ANSWERS, POSTGRES
 from shared import params as p
 from shared.answers import cache_key, seasons_or_all
@@ -57,3 +57,15 @@ async def pressure_leaders(request: web.Request) -> web.Response:
         queries.PRESSURE_PARAMS,
         lambda pool: queries.pressure_leaders(pool, dict(request.query)),
     )
+
+
+async def epa_aggregates(request: web.Request) -> web.Response:
+    return await _answer(request, "epa", epa.EPA_PARAMS, lambda pool: epa.epa(pool, dict(request.query)))
+
+
+async def tendencies(request: web.Request) -> web.Response:
+    team = request.match_info["team"]
+    return await _answer(
+        request, "tendencies", epa.TENDENCY_PARAMS,
+        lambda pool: epa.tendencies(pool, team, dict(request.query)), team=team.upper(),
+    )  # fmt: skip

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from services.analytics.epa import DEFAULT_SEASON_TYPE, SEASON_TYPES, season_types
 from shared import params as p
 from shared.errors import ApiError
 from shared.params import Where
@@ -20,9 +21,10 @@ for _credits in CREDITS.values():
 FIELDS["defense"] += ["snaps", "pressures"]
 STATS = frozenset(f"{g}.{f}" for g, fs in FIELDS.items() for f in fs)
 
+# Season types default to the regular season; `ALL` is every game (the answers say which).
 STATS_PARAMS: dict[str, p.Parser] = {
     "season": p.integers(1920, 2100),
-    "season_type": p.choice(p.SEASON_TYPES),
+    "season_type": p.choice(SEASON_TYPES),
     "week_min": p.integer(0, 30),
     "week_max": p.integer(0, 30),
 }
@@ -33,6 +35,7 @@ LEADER_PARAMS: dict[str, p.Parser] = {
 }
 PRESSURE_PARAMS: dict[str, p.Parser] = {
     **p.situation(),
+    "season_type": p.choice(SEASON_TYPES),
     "position": p.texts(8, upper=True),
     "min_snaps": p.integer(1, 100000),
     "limit": p.integer(1, 100),
@@ -40,9 +43,10 @@ PRESSURE_PARAMS: dict[str, p.Parser] = {
 
 
 def _period(values: dict[str, Any], w: Where) -> None:
-    for name in ("season", "season_type"):
-        if name in values:
-            w.add(f"{name} = ANY({{}})", values[name])
+    if "season" in values:
+        w.add("season = ANY({})", values["season"])
+    if (types := season_types(values)) is not None:
+        w.add("season_type = ANY({})", types)
     if "week_min" in values:
         w.add("week >= {}", values["week_min"])
     if "week_max" in values:
@@ -67,10 +71,16 @@ async def player_stats(pool: asyncpg.Pool, player_id: str, query: dict[str, str]
         "team": person["team"] if person else None,
         "position": person["position"] if person else None,
         "season": values["season"][0] if len(values.get("season", [])) == 1 else None,
+        "season_type": _types(values),
     }
     for group, fields in FIELDS.items():
         out[group] = {f: _number(totals.get(f"{group}.{f}", 0.0)) for f in fields}
     return out
+
+
+def _types(values: dict[str, Any]) -> list[str]:
+    """The season types an answer counts, as asked (the regular season when not asked)."""
+    return list(values.get("season_type", [DEFAULT_SEASON_TYPE]))
 
 
 def _number(value: float) -> int | float:
@@ -92,7 +102,11 @@ async def leaders(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
         f"LIMIT {values.get('limit', 10):d}",
         *w.args,
     )  # fmt: skip
-    return {"stat": values["stat"][0], "items": [{**dict(r), "value": _number(r["value"])} for r in rows]}
+    return {
+        "stat": values["stat"][0],
+        "season_type": _types(values),
+        "items": [{**dict(r), "value": _number(r["value"])} for r in rows],
+    }
 
 
 async def pressure_leaders(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
@@ -118,4 +132,4 @@ async def pressure_leaders(pool: asyncpg.Pool, query: dict[str, str]) -> dict[st
         f"ORDER BY pressure_rate DESC, d.player_id LIMIT {values.get('limit', 20):d}"
     )
     rows = await pool.fetch(sql, *w.args)
-    return {"items": [{**dict(r), "sacks": _number(r["sacks"])} for r in rows]}
+    return {"season_type": _types(values), "items": [{**dict(r), "sacks": _number(r["sacks"])} for r in rows]}

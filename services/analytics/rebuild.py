@@ -8,6 +8,7 @@ from shared.db import Pools
 from shared.deps import Dependency
 from shared.rebuild import Apply, Target
 from shared.shadow import Checksum, OwnedTables
+from shared.valuing import VALUE_COLUMNS
 
 TABLES = OwnedTables(
     package="services.analytics",
@@ -23,8 +24,12 @@ TABLES = OwnedTables(
         # Last name, team and position seen; games on different partitions may apply in another
         # order in a replay, so a player traded mid-season can differ (listed, not hidden).
         "players": Checksum(key=("player_id",), skip=("updated_at",)),
+        # EP/WP values are not compared: the shadow is written without them, and the service values
+        # the swapped-in games in the background (shared/valuing.py).
+        "analytics_plays": Checksum(key=("season", "play_id"), skip=(*VALUE_COLUMNS, "value_model")),
+        "analytics_games": Checksum(key=("game_id",), skip=("value_model",)),
     },
-    partitioned=("defender_plays",),
+    partitioned=("defender_plays", "analytics_plays"),
 )
 
 

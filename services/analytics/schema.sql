@@ -63,3 +63,50 @@ CREATE TABLE IF NOT EXISTS analytics_generations (
     tag text   PRIMARY KEY,
     gen bigint NOT NULL
 );
+
+-- One row per play (deleted plays removed), with what EP/WP and the EPA and tendency answers
+-- need: the situation, the score after the play, the outcome, the offensive players credited
+-- on it (passer, rusher, receiver), and the play's values (shared/valuing.py writes them, a whole
+-- game at a time: a play's values depend on its neighbours). Partitioned by season like plays.
+CREATE TABLE IF NOT EXISTS analytics_plays (
+    season        integer NOT NULL,
+    play_id       text    NOT NULL,
+    game_id       text    NOT NULL,
+    home          text    NOT NULL,
+    season_type   text    NOT NULL,
+    week          integer NOT NULL,
+    sequence      integer NOT NULL,
+    quarter       integer NOT NULL,
+    clock         text,
+    down          integer,
+    yards_to_go   integer,
+    yardline_100  integer,
+    offense       text,
+    defense       text,
+    play_type     text    NOT NULL,
+    yards_gained  integer NOT NULL,
+    touchdown     boolean NOT NULL,
+    home_score    integer,
+    away_score    integer,
+    game_status   text,
+    carriers      text[]  NOT NULL,  -- offensive players credited with a passing, rushing or receiving stat
+    ep_before     double precision,
+    ep_after      double precision,
+    epa           double precision,
+    wp_before     double precision,
+    wp_after      double precision,
+    value_model   text,
+    PRIMARY KEY (season, play_id)
+) PARTITION BY RANGE (season);
+
+CREATE INDEX IF NOT EXISTS analytics_plays_game ON analytics_plays (game_id);
+
+-- The games of analytics_plays and the EP/WP model that last valued each whole game (NULL: the
+-- background pass values it).
+CREATE TABLE IF NOT EXISTS analytics_games (
+    game_id     text    PRIMARY KEY,
+    season      integer NOT NULL,
+    home        text    NOT NULL,
+    away        text    NOT NULL,
+    value_model text
+);

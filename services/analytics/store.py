@@ -10,18 +10,29 @@ stored contributions make the half already committed count nothing twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from services.analytics.aggregates import Contribution, Entries, Week, delta, score, with_week
+from services.analytics.aggregates import (
+    PLAY_COLUMNS,
+    Contribution,
+    Entries,
+    Week,
+    delta,
+    play_row,
+    score,
+    with_week,
+)
 from services.analytics.view import DeletedView, EventView, views_of
 from shared.answers import bump
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
+from shared.epwp import ModelFile
 from shared.events import PlayEvent, encoder, latest_by_play
+from shared.valuing import Valuer
 
 _contrib_codec = msgspec.json.Decoder(list[tuple[str, str, int, str, int, str, float]])
 _json = msgspec.json.Encoder()
@@ -46,6 +57,13 @@ PLAYERS_SQL = (
     "ON CONFLICT (player_id) DO UPDATE SET name = coalesce(EXCLUDED.name, p.name), "
     "team = coalesce(EXCLUDED.team, p.team), position = coalesce(EXCLUDED.position, p.position), "
     "updated_at = now()"
+)
+GAMES_SQL = (
+    "INSERT INTO analytics_games (game_id, season, home, away) "
+    "SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) "
+    "ON CONFLICT (game_id) DO UPDATE SET season = EXCLUDED.season, home = EXCLUDED.home, away = EXCLUDED.away "
+    "WHERE (analytics_games.season, analytics_games.home, analytics_games.away) "
+    "IS DISTINCT FROM (EXCLUDED.season, EXCLUDED.home, EXCLUDED.away)"
 )
 CONTRIB_COLUMNS = ("play_id", "season", "revision", "contrib")
 DEFENDER_COLUMNS = ("season", "play_id", "player_id", "team", "season_type", "week", "quarter", "down",
@@ -101,6 +119,16 @@ SPLIT_PLAYS = 2000
 GENERATIONS = "analytics_generations"  # the answer cache's generations (shared/answers.py)
 # `snapline rebuild analytics` swaps the four tables under it; every write transaction holds it shared.
 SWAP_LOCK = swap_lock("services.analytics")
+# EP/WP of analytics_plays, a whole game at a time (shared/valuing.py).
+VALUER = Valuer("analytics_plays", "analytics_games")
+
+
+async def after_chunk(conn: asyncpg.Connection, ids: list[str]) -> None:
+    """A background valuing chunk changes the EPA answers of its games' seasons."""
+    seasons = await conn.fetch(
+        "SELECT DISTINCT season FROM analytics_games WHERE game_id = ANY($1::text[])", ids
+    )
+    await bump(conn, GENERATIONS, ["all", *(f"season:{r['season']}" for r in seasons)])
 
 
 def _halves(plays: dict[str, EventView]) -> list[dict[str, EventView]]:
@@ -121,10 +149,14 @@ def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 class AggregateStore:
     """Keeps exact totals: each play's last contribution is stored and replaced by difference."""
 
-    def __init__(self, db: Dependency[Pools], swap_lock: int | None = SWAP_LOCK) -> None:
+    def __init__(
+        self, db: Dependency[Pools], swap_lock: int | None = SWAP_LOCK, models: ModelFile | None = None
+    ) -> None:
         self._db = db
         self._swap_lock = swap_lock  # None: a rebuild's own store, writing its shadow tables
-        self._partitions = SeasonPartitions("defender_plays", swap_lock)
+        # None: plays are stored without EP/WP (a rebuild's shadow: the service values it once swapped in)
+        self._models = models
+        self._partitions = [SeasonPartitions(t, swap_lock) for t in ("defender_plays", "analytics_plays")]
         # Players as last written by this process; remembered only once their transaction commits.
         self._players: dict[str, tuple[str, str | None, str, str | None]] = {}
         self.split_at = SPLIT_PLAYS  # batches of at least this many plays are applied in two halves
@@ -133,32 +165,41 @@ class AggregateStore:
     def __repr__(self) -> str:
         return f"AggregateStore(applied={self.applied})"
 
-    async def apply_records(self, values: Sequence[bytes]) -> int:
-        """Apply the events of Kafka record values; returns how many plays changed the aggregates."""
-        return await self._apply_latest(latest_by_play(views_of(values)))
+    async def apply_records(self, values: Sequence[bytes], defer_values: Set[str] = frozenset()) -> int:
+        """Apply the events of Kafka record values; returns how many plays changed the aggregates.
+
+        The games written are valued (EP/WP) in the same transaction, but for `defer_values`
+        (history: bulk imports), which are left to the background pass (shared/valuing.py).
+        """
+        return await self._apply_latest(latest_by_play(views_of(values)), defer_values)
 
     async def apply(self, events: Sequence[PlayEvent]) -> int:
         """Apply events (as the records that would carry them); returns how many plays changed."""
         return await self.apply_records([encoder.encode(e) for e in events])
 
-    async def _apply_latest(self, plays: dict[str, EventView]) -> int:
+    async def _apply_latest(self, plays: dict[str, EventView], defer_values: Set[str] = frozenset()) -> int:
         if not plays:
             return 0
         pool = self._db.get().primary
         async with pool.acquire() as conn:
-            await self._partitions.ensure(conn, {e.game.season for e in plays.values()})
+            for partitions in self._partitions:
+                await partitions.ensure(conn, {e.game.season for e in plays.values()})
         parts = _halves(plays) if len(plays) >= self.split_at else [plays]
         async with asyncio.TaskGroup() as tasks:  # one half failing cancels the other
-            applying = [tasks.create_task(self._apply_part(pool, part)) for part in parts if part]
+            applying = [
+                tasks.create_task(self._apply_part(pool, part, defer_values)) for part in parts if part
+            ]
         applied = sum(t.result() for t in applying)
         self.applied += applied
         return applied
 
-    async def _apply_part(self, pool: asyncpg.Pool, plays: dict[str, EventView]) -> int:
+    async def _apply_part(
+        self, pool: asyncpg.Pool, plays: dict[str, EventView], defer_values: Set[str]
+    ) -> int:
         async with pool.acquire() as conn:
             async with conn.transaction():
                 await share_swap_lock(conn, self._swap_lock)
-                applied, people = await self._apply(conn, plays)
+                applied, people = await self._apply(conn, plays, defer_values)
                 if applied:  # what changed, for the answer cache: last, its rows locked until commit
                     await bump(
                         conn, GENERATIONS, ["all", *(f"season:{e.game.season}" for e in plays.values())]
@@ -167,7 +208,7 @@ class AggregateStore:
         return applied
 
     async def _apply(
-        self, conn: asyncpg.Connection, plays: dict[str, EventView]
+        self, conn: asyncpg.Connection, plays: dict[str, EventView], defer_values: Set[str] = frozenset()
     ) -> tuple[int, dict[str, tuple[str, str | None, str, str | None]]]:
         """Apply the latest revision of each play (play key -> event) inside the caller's transaction."""
         stored = {r["play_id"]: r for r in await conn.fetch(LOCK_SQL, list(plays))}
@@ -177,6 +218,7 @@ class AggregateStore:
         again: list[tuple[str, int, int, str]] = []  # and of plays counted before: upserted
         replaced: list[str] = []  # plays counted before: their defender rows are replaced
         defenders: list[tuple[Any, ...]] = []
+        play_rows: list[tuple[Any, ...]] = []
         for key, event in plays.items():
             prev = stored.get(key) if stored else None
             if prev is not None and prev["revision"] >= event.revision:
@@ -195,6 +237,8 @@ class AggregateStore:
                 replaced.append(key)
             if rows:
                 defenders += rows
+            if (situation := play_row(event, key)) is not None:
+                play_rows.append(situation)
             changed.append(event)
         if not changed:
             return 0, {}
@@ -207,13 +251,27 @@ class AggregateStore:
         if again:
             await conn.execute(CONTRIB_SQL, *_columns(again))
         if replaced:
-            await conn.execute(
-                "DELETE FROM defender_plays WHERE season = ANY($1::int[]) AND play_id = ANY($2::text[])",
-                sorted({e.game.season for e in changed}), replaced,
-            )  # fmt: skip
+            seasons = sorted({e.game.season for e in changed})
+            for table in ("defender_plays", "analytics_plays"):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE season = ANY($1::int[]) AND play_id = ANY($2::text[])",
+                    seasons, replaced,
+                )  # fmt: skip
         if defenders:
             await conn.copy_records_to_table("defender_plays", records=defenders, columns=DEFENDER_COLUMNS)
+        if play_rows:
+            await conn.copy_records_to_table("analytics_plays", records=play_rows, columns=PLAY_COLUMNS)
+        await self._value_games(conn, changed, defer_values)
         return len(changed), await self._upsert_players(conn, changed)
+
+    async def _value_games(self, conn: asyncpg.Connection, changed: list[EventView], defer: Set[str]) -> None:
+        """The changed games' rows, then their values (or the mark that leaves them to the background)."""
+        games = {e.game.game_id: e.game for e in changed}
+        rows = sorted((g.game_id, g.season, g.home, g.away) for g in games.values())
+        await conn.execute(GAMES_SQL, *_columns(rows))
+        if self._models is not None:
+            await VALUER.revalue(conn, self._models, [g for g in games if g not in defer], "batch")
+            await VALUER.defer(conn, [g for g in games if g in defer])
 
     async def _upsert_players(
         self, conn: asyncpg.Connection, events: list[EventView]

@@ -17,7 +17,19 @@ from typing import Annotated
 
 import msgspec
 
-from shared.events import Int32, LaterRevision, NonEmpty, Revision, SeasonType, Side, TeamCode, view_decoder
+from shared.events import (
+    Clock,
+    Count,
+    GameStatus,
+    Int32,
+    LaterRevision,
+    NonEmpty,
+    Revision,
+    SeasonType,
+    Side,
+    TeamCode,
+    view_decoder,
+)
 
 
 class GameView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -25,6 +37,8 @@ class GameView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     season: Annotated[int, msgspec.Meta(ge=1920, le=2100)]
     season_type: SeasonType
     week: Annotated[int, msgspec.Meta(ge=0, le=30)]
+    home: TeamCode
+    away: TeamCode
 
 
 class ParticipantView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -44,7 +58,9 @@ class CreditView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 class PlayView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     play_id: NonEmpty
+    sequence: Count
     quarter: Annotated[int, msgspec.Meta(ge=1, le=6)]
+    clock: Clock | None = None
     down: Annotated[int, msgspec.Meta(ge=0, le=4)] | None = None
     yards_to_go: Annotated[int, msgspec.Meta(ge=0, le=99)] | None = None
     yardline_100: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
@@ -55,6 +71,10 @@ class PlayView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     touchdown: bool = False
     participants: list[ParticipantView] = []
     stats: list[CreditView] = []
+    # The situation EP/WP need besides the play's own (shared/epwp.py): the score after the play.
+    home_score: Count | None = None
+    away_score: Count | None = None
+    game_status: GameStatus | None = None
 
 
 class RecordedView(

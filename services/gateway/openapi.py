@@ -45,7 +45,7 @@ def _ref(name: str) -> dict[str, str]:
 def _service_params() -> dict[str, Mapping[str, p.Parser]]:
     """Route path -> the parser table its service validates the query string with."""
     # Imported here: the gateway reads the other services' tables only to describe them.
-    from services.analytics import queries
+    from services.analytics import epa, queries
     from services.ingest import handlers as ingest
     from services.query import games, players, plays
 
@@ -58,6 +58,8 @@ def _service_params() -> dict[str, Mapping[str, p.Parser]]:
         "/v1/analytics/players/{player_id}/stats": queries.STATS_PARAMS,
         "/v1/analytics/leaders": queries.LEADER_PARAMS,
         "/v1/analytics/defense/pressure-leaders": queries.PRESSURE_PARAMS,
+        "/v1/analytics/epa": epa.EPA_PARAMS,
+        "/v1/analytics/teams/{team}/tendencies": epa.TENDENCY_PARAMS,
     }
 
 
@@ -67,14 +69,11 @@ PAGE_PARAMS: dict[str, p.Parser] = {"cursor": p.text(512), "limit": p.integer(1,
 OWN_PARAMS: dict[str, Mapping[str, p.Parser]] = {
     "GET /v1/admin/users": PAGE_PARAMS,
     "GET /v1/admin/keys": PAGE_PARAMS,
-    "GET /v1/analytics/teams/{team}/tendencies": p.situation(),
-    "GET /v1/analytics/epa": {
-        **p.situation(),
-        "group": p.choice(frozenset({"team", "player"}), upper=False),
-        "side": p.choice(frozenset({"offense", "defense"}), upper=False),
-    },
 }
-REQUIRED = {("/v1/imports", "format"), ("/v1/analytics/leaders", "stat")}
+REQUIRED = {
+    ("/v1/imports", "format"), ("/v1/analytics/leaders", "stat"), ("/v1/analytics/epa", "group"),
+    ("/v1/analytics/epa", "side"),
+}  # fmt: skip
 PATH_PARAMS: dict[str, dict[str, Any]] = {
     "team": {"type": "string", "pattern": "^[A-Z]{1,4}$"},
     "username": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"},
@@ -122,9 +121,7 @@ UPSTREAM_ANSWERS: dict[str, dict[str, Any]] = {
     "/v1/players/{player_id}": _object("player_id"),
     "/v1/analytics/players/{player_id}/stats": _object("player_id", "passing", "rushing", "receiving", "defense"),
     "/v1/analytics/defense/pressure-leaders": _page(_object("player_id", "snaps", "pressures", "pressure_rate")),
-    "/v1/analytics/teams/{team}/tendencies": {"type": "object"},
     "/v1/analytics/leaders": {**_page(_object("player_id", "value")), "required": ["stat", "items"]},
-    "/v1/analytics/epa": _page(_object("plays", "epa_total", "epa_per_play")),
 }  # fmt: skip
 HTML = {"text/html": {"schema": {"type": "string"}}}
 OWN_ANSWERS: dict[str, dict[str, Any]] = {

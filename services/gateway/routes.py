@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.analytics import models as analytics
 from services.gateway import admin, handlers, models
 from services.gateway.auth import ADMIN, ANY_ROLE, PUBLIC, WRITERS, Guard, Handler, guarded
 from services.gateway.live import live_socket
@@ -83,9 +84,13 @@ ROUTES: tuple[Route, ...] = (
           "A player's passing, rushing, receiving and defense totals", upstream="analytics"),
     Route("GET", "/v1/analytics/defense/pressure-leaders", READ, "Defenders by pressure rate", upstream="analytics"),
     Route("GET", "/v1/analytics/teams/{team}/tendencies", READ,
-          "Run/pass split, yards per play and success rate by down and distance", upstream="analytics"),
+          "Run/pass split, yards per play, success rate and EPA per play by down and distance bucket (any code "
+          "of the franchise; the regular season unless season_type is given)", upstream="analytics",
+          response=analytics.Tendencies),
     Route("GET", "/v1/analytics/leaders", READ, "Statistical leaders", upstream="analytics"),
-    Route("GET", "/v1/analytics/epa", READ, "Expected points added by team or player", upstream="analytics"),
+    Route("GET", "/v1/analytics/epa", READ, "Expected points added per play, total and success rate by team or "
+          "player, on offense or defense (the regular season unless season_type is given)", upstream="analytics",
+          response=analytics.EpaList),
     Route("GET", "/live/{game_id}", OPEN, "A page to follow a game live (HTML)", upstream="live"),
 )  # fmt: skip
 

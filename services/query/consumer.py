@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.query.projection import Projector
-from shared.kafka import BatchHandler, Record, is_history
+from shared.kafka import BatchHandler, Record, history_games
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -17,9 +17,9 @@ def batch_handler(projector: Projector) -> BatchHandler:
     async def handle(records: Sequence[Record]) -> None:
         # Games whose records here are all history (bulk imports) are valued by the background
         # pass (services/query/values.py) instead of in the batch: an import is not kept waiting.
-        live = {r.key for r in records if not is_history(r)}
-        history = {r.key.decode() for r in records if r.key and r.key not in live and is_history(r)}
-        changed = await projector.apply_records([r.value for r in records], defer_values=history)
+        changed = await projector.apply_records(
+            [r.value for r in records], defer_values=history_games(records)
+        )
         log.debug("plays_projected", records=len(records), changed=changed)
 
     return handle

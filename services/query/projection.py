@@ -17,7 +17,7 @@ import msgspec
 
 from services.query.cache import batch_tags, bump
 from services.query.players import player_rows, write_players
-from services.query.values import revalue
+from services.query.values import VALUER
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
 from shared.epwp import ModelFile
@@ -52,7 +52,6 @@ GAMES_SQL = (
     "ON CONFLICT (game_id) DO UPDATE SET season = EXCLUDED.season, season_type = EXCLUDED.season_type, "
     "week = EXCLUDED.week, home = EXCLUDED.home, away = EXCLUDED.away, updated_at = now()"
 )
-UNVALUE_SQL = "UPDATE games SET value_model = NULL WHERE game_id = ANY($1::text[])"
 _json = msgspec.json.Encoder()
 
 
@@ -188,9 +187,10 @@ class Projector:
                 ]
                 await conn.execute(GAMES_SQL, *(list(col) for col in zip(*game_rows, strict=True)))
                 if self._models is not None:  # after the games rows exist: revalue marks them
-                    await revalue(conn, self._models, [g for g in games if g not in defer_values], "batch")
-                    if later := [g for g in games if g in defer_values]:
-                        await conn.execute(UNVALUE_SQL, later)
+                    await VALUER.revalue(
+                        conn, self._models, [g for g in games if g not in defer_values], "batch"
+                    )
+                    await VALUER.defer(conn, [g for g in games if g in defer_values])
                 await write_players(conn, player_rows(
                     (e.game.season, bytes(e.play.participants)) for e in events if isinstance(e, Recorded)
                 ))  # fmt: skip

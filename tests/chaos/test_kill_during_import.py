@@ -157,7 +157,7 @@ def _cases() -> list[Any]:
 
 @pytest.mark.parametrize("component", _cases())
 async def test_a_component_killed_during_an_import_loses_and_doubles_nothing(
-    engines: Engines, season: Season, table: list[Row], component: str
+    engines: Engines, season: Season, table: list[Row], component: str, epwp_model: Path
 ) -> None:
     rng = random.Random(f"{SEED}-{component}")
     settings = Settings.from_env("test", {**os.environ, "DATABASE_URL": engines.postgres.url,
@@ -165,7 +165,7 @@ async def test_a_component_killed_during_an_import_loses_and_doubles_nothing(
     ports = {name: free_port() for name in SERVICES}
     prefix = f"chaos{uuid.uuid4().hex[:10]}"
     async with BenchStack(settings, log_level="info", name=f"chaos-{component}", prefix=prefix, ports=ports,
-                          env={}) as stack:  # fmt: skip
+                          env={"MODEL_PATH": str(epwp_model)}) as stack:  # fmt: skip
         pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
         _, key, _ = await create_key(pool, "chaos-feed", "feed")
         await pool.close()
@@ -206,7 +206,8 @@ async def test_a_component_killed_during_an_import_loses_and_doubles_nothing(
 
 
 async def _projected_reaches(stack: BenchStack, target: int, cli: asyncio.subprocess.Process) -> int:
-    """Wait until `target` plays are in query's table (the moment to kill); the count then."""
+    """Wait until `target` plays are in query's table (the moment to kill), or until the import
+    ended with the consumers behind it; the count then."""
     conn = await asyncpg.connect(stack.database_url)
     try:
         async with asyncio.timeout(300):
@@ -214,10 +215,10 @@ async def _projected_reaches(stack: BenchStack, target: int, cli: asyncio.subpro
                 n = await conn.fetchval("SELECT count(*) FROM plays WHERE season = $1", SEASON)
                 if n >= target:
                     return int(n)
-                if cli.returncode is not None:
-                    out, err = await cli.communicate()
-                    raise AssertionError(f"the import ended before {target} plays were projected ({n}):\n"
-                                         f"{out.decode()}{err.decode()[-3000:]}")  # fmt: skip
+                if (
+                    cli.returncode is not None
+                ):  # all accepted, not all projected: the kill hits the catching up
+                    return int(n)
                 await asyncio.sleep(0.05)
     finally:
         await conn.close()
@@ -269,9 +270,9 @@ async def _check(stack: BenchStack, expected: set[str], season: Season) -> Row:
     conn = await asyncpg.connect(stack.database_url)
     try:
         rows = await conn.fetch(
-            "SELECT play_id, revision, deleted, game_id, season, season_type, week, feed_play_id, quarter, down, "
-            "yards_to_go, yardline_100, offense, defense, play_type, yards_gained, touchdown, participants, stats "
-            "FROM plays WHERE season = $1",
+            "SELECT play_id, revision, deleted, game_id, season, season_type, week, home, away, feed_play_id, "
+            "sequence, quarter, down, yards_to_go, yardline_100, offense, defense, play_type, yards_gained, "
+            "touchdown, participants, stats FROM plays WHERE season = $1",
             SEASON,
         )
         found = Counter(r["play_id"] for r in rows)
@@ -290,10 +291,19 @@ async def _check(stack: BenchStack, expected: set[str], season: Season) -> Row:
                 "SELECT season, play_id, player_id, team, season_type, week, quarter, down, yards_to_go, "
                 "yardline_100, offense, pressure, sacks FROM defender_plays WHERE season = $1", SEASON)
         )  # fmt: skip
+        # Both services value every game with the same model: analytics' EPA is query's, play by play.
+        values = "SELECT play_id, ep_before, ep_after, epa, wp_before, wp_after FROM {} WHERE season = $1"
+        query_values = {
+            tuple(r) for r in await conn.fetch(values.format("plays") + " AND NOT deleted", SEASON)
+        }
+        analytics_values = {tuple(r) for r in await conn.fetch(values.format("analytics_plays"), SEASON)}
     finally:
         await conn.close()
     want_totals, want_defenders = _recompute(rows)
-    aggregates_equal = _close(totals, want_totals) and defenders == want_defenders
+    aggregates_equal = (
+        _close(totals, want_totals) and defenders == want_defenders and query_values == analytics_values
+        and any(v[3] is not None for v in query_values)
+    )  # fmt: skip
     return Row(
         "", "", 0.0, len(found), lost, duplicated, aggregates_equal, await _live_gap_free(stack, found), ""
     )
@@ -308,8 +318,8 @@ def _recompute(rows: list[asyncpg.Record]) -> tuple[dict[tuple[Any, ...], float]
         event = msgspec.convert({
             "type": "play_recorded", "revision": r["revision"],
             "game": {"game_id": r["game_id"], "season": r["season"], "season_type": r["season_type"],
-                     "week": r["week"]},
-            "play": {"play_id": r["feed_play_id"], "quarter": r["quarter"], "down": r["down"],
+                     "week": r["week"], "home": r["home"], "away": r["away"]},
+            "play": {"play_id": r["feed_play_id"], "sequence": r["sequence"], "quarter": r["quarter"], "down": r["down"],
                      "yards_to_go": r["yards_to_go"], "yardline_100": r["yardline_100"], "offense": r["offense"],
                      "defense": r["defense"], "play_type": r["play_type"], "yards_gained": r["yards_gained"],
                      "touchdown": r["touchdown"], "participants": decode(r["participants"]),

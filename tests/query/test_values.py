@@ -51,7 +51,7 @@ def models(epwp_model: Path) -> epwp.ModelFile:
 def _expected(models: epwp.ModelFile, events: list[PlayRecorded]) -> dict[str, tuple[Any, ...]]:
     assert models.model is not None
     computed = models.model.game_values(events[0].game.home, [e.play for e in events])
-    return {f"{GAME}:{e.play.play_id}": values._columns(v) for e, v in zip(events, computed, strict=True)}
+    return {f"{GAME}:{e.play.play_id}": values.columns(v) for e, v in zip(events, computed, strict=True)}
 
 
 async def _stored(db: Any) -> dict[str, tuple[Any, ...]]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.analytics import queries
+from services.analytics import epa, queries
 from services.query import games, players, plays
 from shared import params as p
 from shared.errors import ApiError
@@ -21,6 +21,8 @@ TABLES: dict[str, Mapping[str, p.Parser]] = {
     "stats": queries.STATS_PARAMS,
     "leaders": queries.LEADER_PARAMS,
     "pressure": queries.PRESSURE_PARAMS,
+    "epa": epa.EPA_PARAMS,
+    "tendencies": epa.TENDENCY_PARAMS,
 }
 # What clients really send, and what breaks parsers: digits and signs, commas, huge integers, NUL,
 # lone surrogates, accents, percent signs and long strings.
