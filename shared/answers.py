@@ -74,8 +74,11 @@ async def bump(conn: asyncpg.Connection, table: str, tags: Iterable[str]) -> Non
 
 
 async def bump_all(conn: asyncpg.Connection, table: str) -> None:
-    """Raise every generation in `table` (after a rebuild swapped in tables every answer read)."""
-    await conn.execute(f"INSERT INTO {table} (tag, gen) VALUES ('all', 1) ON CONFLICT (tag) DO NOTHING")
+    """Raise every generation in `table` (after a rebuild swapped in tables every answer read), and
+    `epoch`, which only this raises: what holds a copy of the tables (analytics' index) reads them again."""
+    await conn.execute(
+        f"INSERT INTO {table} (tag, gen) VALUES ('all', 1), ('epoch', 0) ON CONFLICT (tag) DO NOTHING"
+    )
     await conn.execute(f"UPDATE {table} SET gen = gen + 1")
 
 

@@ -164,6 +164,11 @@ class Settings:
     # look for a new one; without it everything is served but the values (/readyz says so).
     model_path: str = ".local/models/epwp.json"
     model_reload_seconds: float = 10.0
+    # analytics: defender snaps held in process for the pressure ranking (services/analytics/index.py),
+    # ~21 bytes each. The corpus (631 k plays) is about 1.6 M, 5 M plays about 13 M: 20 M rows are
+    # ~420 MB at most. Past the bound the ranking is answered by SQL (logged, and the gauge says so);
+    # 0 turns the index off.
+    analytics_index_rows: int = 20_000_000
     # consumers
     consumer_group: str = ""
     consumer_batch: int = 500
@@ -243,6 +248,7 @@ class Settings:
             ingest_dedupe_window=_float(env, "INGEST_DEDUPE_WINDOW", 8 * 24 * 3600.0),
             model_path=env.get("MODEL_PATH", cls.model_path),
             model_reload_seconds=_float(env, "MODEL_RELOAD_SECONDS", 10.0),
+            analytics_index_rows=_int(env, "ANALYTICS_INDEX_ROWS", 20_000_000),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),
         )

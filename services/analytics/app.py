@@ -7,7 +7,8 @@ import functools
 from aiohttp import web
 
 from services.analytics.consumer import batch_handler
-from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, POSTGRES, REDIS
+from services.analytics.index import DefenderIndex
+from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, INDEX, POSTGRES, REDIS
 from services.analytics.routes import setup_routes
 from services.analytics.store import GENERATIONS, SWAP_LOCK, VALUER, AggregateStore, after_chunk
 from shared.answers import AnswerCache
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
         "analytics", GENERATIONS, settings.answer_cache_entries, settings.answer_cache_bytes,
         settings.answer_cache_entry_bytes, redis=app[REDIS], redis_prefix=settings.kafka.topic_prefix,
     )  # fmt: skip
+    app[INDEX] = DefenderIndex(GENERATIONS, settings.analytics_index_rows)
     models = ModelFile(settings.model_path)
     models.refresh()
     app[READY_DETAILS]["epwp_model"] = models.detail
@@ -37,5 +39,6 @@ def create_app(settings: Settings) -> web.Application:
     add_consumer(app, CONSUMER, loop, settings)
     add_background(app, "epwp_values", functools.partial(
         VALUER.keep_valued, app[POSTGRES], models, SWAP_LOCK, after_chunk, settings.model_reload_seconds))  # fmt: skip
+    add_background(app, "defender_index", functools.partial(app[INDEX].warm, app[POSTGRES]))
     setup_routes(app)
     return app

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from services.analytics import epa, queries
-from services.analytics.keys import ANSWERS, POSTGRES
+from services.analytics.keys import ANSWERS, INDEX, POSTGRES
 from shared import params as p
 from shared.answers import cache_key, seasons_or_all
 
@@ -55,7 +55,7 @@ async def pressure_leaders(request: web.Request) -> web.Response:
         request,
         "pressure",
         queries.PRESSURE_PARAMS,
-        lambda pool: queries.pressure_leaders(pool, dict(request.query)),
+        lambda pool: queries.pressure_leaders(pool, dict(request.query), request.app[INDEX]),
     )
 
 

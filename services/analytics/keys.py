@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.analytics.index import DefenderIndex
 from shared.answers import AnswerCache
 from shared.deps import Dependency
 
@@ -14,3 +15,4 @@ REDIS: web.AppKey[Dependency[Any]] = web.AppKey("redis", Dependency)
 CONSUMER: web.AppKey[Dependency[Any]] = web.AppKey("consumer", Dependency)
 DEAD_LETTER: web.AppKey[Dependency[Any]] = web.AppKey("dead_letter", Dependency)
 ANSWERS = web.AppKey("answers", AnswerCache)
+INDEX = web.AppKey("defender_index", DefenderIndex)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.analytics.epa import DEFAULT_SEASON_TYPE, SEASON_TYPES, season_types
+from services.analytics.index import DefenderIndex
 from shared import params as p
 from shared.errors import ApiError
 from shared.params import Where
@@ -109,8 +110,21 @@ async def leaders(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def pressure_leaders(pool: asyncpg.Pool, query: dict[str, str]) -> dict[str, Any]:
+async def pressure_leaders(
+    pool: asyncpg.Pool, query: dict[str, str], index: DefenderIndex | None = None
+) -> dict[str, Any]:
+    """From the in-process index when there is one in use (services/analytics/index.py), else SQL:
+    the same rows either way (tests/analytics/test_index.py)."""
     values = p.parse_params(query, PRESSURE_PARAMS)
+    if index is not None and (items := await index.pressure_leaders(pool, values)) is not None:
+        return {"season_type": _types(values), "items": items}
+    sql, args = pressure_sql(values)
+    rows = await pool.fetch(sql, *args)
+    return {"season_type": _types(values), "items": [{**dict(r), "sacks": _number(r["sacks"])} for r in rows]}
+
+
+def pressure_sql(values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The ranking's SQL over `defender_plays` for parsed parameters (also the benchmark's raw baseline)."""
     w = Where(base="true")
     _period(values, w)
     for name, column in (("team", "d.team"), ("quarter", "quarter"), ("down", "down")):
@@ -131,5 +145,4 @@ async def pressure_leaders(pool: asyncpg.Pool, query: dict[str, str]) -> dict[st
         f"GROUP BY d.player_id, pl.name, pl.position {having} "
         f"ORDER BY pressure_rate DESC, d.player_id LIMIT {values.get('limit', 20):d}"
     )
-    rows = await pool.fetch(sql, *w.args)
-    return {"season_type": _types(values), "items": [{**dict(r), "sacks": _number(r["sacks"])} for r in rows]}
+    return sql, w.args

@@ -26,6 +26,7 @@ from services.analytics.aggregates import (
     score,
     with_week,
 )
+from services.analytics.index import week_tag
 from services.analytics.view import DeletedView, EventView, views_of
 from shared.answers import bump
 from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
@@ -199,24 +200,29 @@ class AggregateStore:
         async with pool.acquire() as conn:
             async with conn.transaction():
                 await share_swap_lock(conn, self._swap_lock)
-                applied, people = await self._apply(conn, plays, defer_values)
-                if applied:  # what changed, for the answer cache: last, its rows locked until commit
-                    await bump(
-                        conn, GENERATIONS, ["all", *(f"season:{e.game.season}" for e in plays.values())]
-                    )
+                applied, people, weeks = await self._apply(conn, plays, defer_values)
+                if (
+                    applied
+                ):  # what changed, for the answer cache and the index: last, its rows locked until commit
+                    await bump(conn, GENERATIONS, [
+                        "all", *(f"season:{season}" for season, _, _ in weeks), *(week_tag(*w) for w in weeks)
+                    ])  # fmt: skip
             self._players.update(people)
         return applied
 
     async def _apply(
         self, conn: asyncpg.Connection, plays: dict[str, EventView], defer_values: Set[str] = frozenset()
-    ) -> tuple[int, dict[str, tuple[str, str | None, str, str | None]]]:
-        """Apply the latest revision of each play (play key -> event) inside the caller's transaction."""
+    ) -> tuple[int, dict[str, tuple[str, str | None, str, str | None]], set[Week]]:
+        """Apply the latest revision of each play (play key -> event) inside the caller's transaction;
+        the plays applied, the players to remember, and the weeks whose rows changed (a correction
+        that moves a play to another week changes both)."""
         stored = {r["play_id"]: r for r in await conn.fetch(LOCK_SQL, list(plays))}
         totals: dict[Week, Entries] = {}
         changed: list[EventView] = []
         fresh: list[tuple[str, int, int, str]] = []  # contribution rows of plays not counted before
         again: list[tuple[str, int, int, str]] = []  # and of plays counted before: upserted
         replaced: list[str] = []  # plays counted before: their defender rows are replaced
+        weeks: set[Week] = set()
         defenders: list[tuple[Any, ...]] = []
         play_rows: list[tuple[Any, ...]] = []
         for key, event in plays.items():
@@ -225,6 +231,7 @@ class AggregateStore:
                 continue  # redelivered or superseded: already counted
             g = event.game
             week = (g.season, g.season_type, g.week)
+            weeks.add(week)
             entries, rows = score(event, key)
             row = (key, g.season, event.revision, _encode(entries, week))
             if prev is None:
@@ -232,7 +239,9 @@ class AggregateStore:
                     _add(totals, week, entries)
                 fresh.append(row)
             else:
-                _add_delta(totals, delta(with_week(entries, week), _decode(prev["contrib"])))
+                old = _decode(prev["contrib"])
+                weeks.update((season, season_type, wk) for _, _, season, season_type, wk, _ in old)
+                _add_delta(totals, delta(with_week(entries, week), old))
                 again.append(row)
                 replaced.append(key)
             if rows:
@@ -241,7 +250,7 @@ class AggregateStore:
                 play_rows.append(situation)
             changed.append(event)
         if not changed:
-            return 0, {}
+            return 0, {}, set()
         if totals:
             columns = _total_columns(totals)
             if columns:
@@ -262,7 +271,7 @@ class AggregateStore:
         if play_rows:
             await conn.copy_records_to_table("analytics_plays", records=play_rows, columns=PLAY_COLUMNS)
         await self._value_games(conn, changed, defer_values)
-        return len(changed), await self._upsert_players(conn, changed)
+        return len(changed), await self._upsert_players(conn, changed), weeks
 
     async def _value_games(self, conn: asyncpg.Connection, changed: list[EventView], defer: Set[str]) -> None:
         """The changed games' rows, then their values (or the mark that leaves them to the background)."""

@@ -29,6 +29,13 @@ _EPA_SQL = (
 )
 
 
+_PRESSURE_SQL = (
+    "SELECT count(*) AS snaps, count(*) FILTER (WHERE EXISTS (SELECT 1 FROM json_array_elements(stats::json) c "
+    "WHERE c->>'player_id' = $3 AND (c->>'stat_id')::int IN (83, 84, 110))) AS pressures "
+    "FROM plays WHERE game_id = $1 AND defense = $2 AND NOT deleted AND season_type = 'REG'"
+)
+
+
 @pytest.fixture
 async def game_id(stack_db: asyncpg.Pool, unique: str) -> AsyncIterator[str]:
     gid = f"e2epa{unique}"
@@ -64,6 +71,8 @@ def _game(game_id: str, home: str, away: str) -> list[dict[str, Any]]:
             stats=[{"stat_id": 10 if kind == "run" else 15, "team": offense, "player_id": f"e2e-{game_id}-o",
                     "yards": gained}],
         )  # fmt: skip
+        if kind == "pass" and n % 2 == 0:  # the defender hits the quarterback
+            e["play"]["stats"].append({"stat_id": 110, "team": defense, "player_id": f"e2e-{game_id}-d"})
         e["game"].update(season=2030, home=home, away=away)
         events.append(e)
     return events
@@ -86,16 +95,17 @@ async def test_epa_and_tendencies_equal_the_plays_table_through_kafka(
             assert r.status == 200, (path, r.status, await r.text())
             return await r.json()
 
-        async def both_have(revision: int, count: int) -> bool:
-            """Query and analytics both committed `count` plays of the game, the latest at `revision`."""
+        async def both_have(revisions: int, count: int) -> bool:
+            """Query and analytics both committed `count` valued plays of the game, and every event
+            posted (the sum of the plays' revisions is `revisions`)."""
             q = await stack_db.fetchrow(
-                "SELECT count(*) FILTER (WHERE NOT deleted AND ep_before IS NOT NULL) AS n, max(revision) AS r "
+                "SELECT count(*) FILTER (WHERE NOT deleted AND ep_before IS NOT NULL) AS n, sum(revision) AS r "
                 "FROM plays WHERE game_id = $1", game_id)  # fmt: skip
             a = await stack_db.fetchrow(
-                "SELECT count(*) FILTER (WHERE p.ep_before IS NOT NULL) AS n, max(c.revision) AS r FROM analytics_play_contrib c "
+                "SELECT count(*) FILTER (WHERE p.ep_before IS NOT NULL) AS n, sum(c.revision) AS r FROM analytics_play_contrib c "
                 "LEFT JOIN analytics_plays p ON p.play_id = c.play_id AND p.season = 2030 WHERE c.play_id LIKE $1",
                 f"{game_id}:%")  # fmt: skip
-            return bool(q["n"] == a["n"] == count and q["r"] == a["r"] == revision)
+            return bool(q["n"] == a["n"] == count and q["r"] == a["r"] == revisions)
 
         async def check() -> None:
             for side, column, team in (("offense", "offense", home), ("defense", "defense", home),
@@ -118,15 +128,28 @@ async def test_epa_and_tendencies_equal_the_plays_table_through_kafka(
                 game_id, home)  # fmt: skip
             assert tendencies["overall"]["runs"] == runs
             assert sum(s["plays"] for s in tendencies["situations"]) == expected["plays"]
+            # The pressure ranking (the in-process index) beside a recomputation from the plays' JSON.
+            for team in (home, away):
+                ranked = await get(
+                    "/v1/analytics/defense/pressure-leaders", team=team, season="2030", min_snaps="1"
+                )
+                want = await stack_db.fetchrow(_PRESSURE_SQL, game_id, team, f"e2e-{game_id}-d")
+                assert [(i["player_id"], i["snaps"], i["pressures"]) for i in ranked["items"]] == [
+                    (f"e2e-{game_id}-d", want["snaps"], want["pressures"])
+                ], team
 
         await post(events)
-        await eventually(lambda: both_have(1, len(events)), timeout=60)
+        await eventually(lambda: both_have(len(events), len(events)), timeout=60)
         await check()
-        # The 3rd-and-1 conversion was a loss, and the sack never happened (a penalty wiped it out).
+        # The 3rd-and-1 conversion was a loss, the sack never happened (a penalty wiped it out), and
+        # the first quarterback hit was not one.
         fixed = {**events[4], "type": "play_corrected", "revision": 2, "event_id": f"{events[4]['event_id']}-r2",
                  "play": {**events[4]["play"], "yards_gained": -2, "down": 4}}  # fmt: skip
+        hit = next(e for e in events if len(e["play"]["stats"]) > 1)
+        no_hit = {**hit, "type": "play_corrected", "revision": 2, "event_id": f"{hit['event_id']}-r2",
+                  "play": {**hit["play"], "stats": hit["play"]["stats"][:1]}}  # fmt: skip
         gone = {"type": "play_deleted", "event_id": f"{events[6]['event_id']}-del", "revision": 2,
                 "occurred_at": events[6]["occurred_at"], "game": events[6]["game"], "play_id": "7"}  # fmt: skip
-        await post([fixed, gone])
-        await eventually(lambda: both_have(2, len(events) - 1), timeout=60)
+        await post([fixed, gone, no_hit])
+        await eventually(lambda: both_have(len(events) + 3, len(events) - 1), timeout=60)
         await check()

@@ -1,0 +1,464 @@
+"""The pressure ranking at any filter in milliseconds: `defender_plays` held in process as columns.
+
+Each instance keeps the rows of `defender_plays` in numpy arrays, one segment per (season, season
+type, week), joined per season. A ranking is a boolean mask over a season's columns and three
+`bincount`s, then the top rows by the rounded rate (the SQL's order, reproduced exactly with
+integer arithmetic); no SQL but one small read of the generations and the names of the top players.
+
+Fresh from the stream without consuming it: the store raises, in the transaction that writes
+defender rows, the generation of each (season, season type, week) it touched as well as its
+season's (shared/answers.py). Before answering, the index reads the season generations (one
+query of a few rows), and for a season that moved, its week generations, and reloads only the
+weeks that moved, in one repeatable-read snapshot, generations first, so what it holds is never
+older than the generations it records. A rebuild's swap raises every generation and `epoch`:
+the index then reloads everything. So an answer is never older than the read pool's snapshot
+at the moment it was asked, as the SQL's would be. Kafka partitions need no coordination: every
+instance reads the committed tables.
+
+Bounded by ANALYTICS_INDEX_ROWS: past it the index lets go and the ranking is SQL again (logged,
+`snapline_analytics_index_in_use` is 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.analytics.epa import season_types
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+ROWS = Gauge("snapline_analytics_index_rows", "Defender snaps held by the in-process pressure index")
+BYTES = Gauge("snapline_analytics_index_bytes", "Bytes of the in-process pressure index's columns")
+IN_USE = Gauge(
+    "snapline_analytics_index_in_use",
+    "1: the pressure ranking is answered by the index; 0: off or over ANALYTICS_INDEX_ROWS (SQL answers)",
+)
+LOADS = Counter(
+    "snapline_analytics_index_loads_total", "Segments (season weeks) read into the index", ["why"]
+)
+LOADED_ROWS = Counter("snapline_analytics_index_loaded_rows_total", "Rows read into the index")
+REFRESH = Histogram(
+    "snapline_analytics_index_refresh_seconds", "Generation checks and reloads before an answer",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)  # fmt: skip
+ANSWER = Histogram(
+    "snapline_analytics_index_answer_seconds", "The in-process ranking's computation (after the refresh)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)  # fmt: skip
+
+SEASON_TYPE_CODES = {"PRE": 0, "REG": 1, "POST": 2}
+NULL = -1  # a missing down, distance or yardline: never matches a filter on it, as NULL in SQL
+_COLUMNS = "season_type, week, quarter, down, yards_to_go, yardline_100, team, player_id, pressure, sacks"
+_WEEK_SQL = f"SELECT {_COLUMNS} FROM defender_plays WHERE season = $1 AND season_type = $2 AND week = $3"
+_SEASON_SQL = f"SELECT {_COLUMNS} FROM defender_plays WHERE season = $1"
+_PARTITIONS = (
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'defender_plays'::regclass"
+)
+_NAMES = "SELECT player_id, name, position FROM players WHERE player_id = ANY($1::text[])"
+_POSITIONS = "SELECT player_id FROM players WHERE position = ANY($1::text[])"
+WeekKey = tuple[str, int]  # season type, week
+
+
+@dataclass
+class Columns:
+    """Defender snaps as parallel arrays (one segment, or a season's segments joined)."""
+
+    season_type: np.ndarray  # int8
+    week: np.ndarray  # int8
+    quarter: np.ndarray  # int8
+    down: np.ndarray  # int8, NULL when none
+    yards_to_go: np.ndarray  # int16
+    yardline_100: np.ndarray  # int16
+    team: np.ndarray  # int16 code id
+    player: np.ndarray  # int32 player id
+    pressure: np.ndarray  # bool
+    sacks: np.ndarray  # float32
+
+    FIELDS = ("season_type", "week", "quarter", "down", "yards_to_go", "yardline_100", "team", "player",
+              "pressure", "sacks")  # fmt: skip
+
+    @classmethod
+    def empty(cls) -> Columns:
+        return cls.join([])
+
+    @classmethod
+    def join(cls, parts: list[Columns]) -> Columns:
+        types = (
+            np.int8,
+            np.int8,
+            np.int8,
+            np.int8,
+            np.int16,
+            np.int16,
+            np.int16,
+            np.int32,
+            np.bool_,
+            np.float32,
+        )
+        return cls(*(
+            np.concatenate([getattr(c, f) for c in parts]) if parts else np.zeros(0, dtype=t)
+            for f, t in zip(cls.FIELDS, types, strict=True)
+        ))  # fmt: skip
+
+    def take(self, index: np.ndarray) -> Columns:
+        return Columns(*(getattr(self, f)[index] for f in self.FIELDS))
+
+    def view(self, lo: int, hi: int) -> Columns:
+        return Columns(*(getattr(self, f)[lo:hi] for f in self.FIELDS))
+
+    def __len__(self) -> int:
+        return len(self.player)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in self.FIELDS)
+
+
+@dataclass
+class Season:
+    weeks: dict[WeekKey, Columns] = field(default_factory=dict)
+    week_gens: dict[str, int] = field(default_factory=dict)
+    gen: int | None = None
+    joined: Columns = field(default_factory=Columns.empty)
+
+    def rejoin(self) -> None:
+        """The season's weeks as one set of columns sorted by (season type, down, distance), so that
+        those filters select contiguous slices (`_slices`) and the rest is masked within them."""
+        joined = Columns.join([self.weeks[k] for k in sorted(self.weeks)])
+        key = sort_key(joined.season_type, joined.down, joined.yards_to_go)
+        order = np.argsort(key, kind="stable")
+        self.joined, self.key = joined.take(order), key[order]
+
+    key: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+
+def sort_key(season_type: np.ndarray | int, down: np.ndarray | int, yards_to_go: np.ndarray | int) -> Any:
+    """(season type, down, distance) as one sortable integer; a missing down or distance sorts first."""
+    return (np.asarray(season_type, np.int32) * 1000 + (np.asarray(down, np.int32) + 1) * 128
+            + (np.asarray(yards_to_go, np.int32) + 1))  # fmt: skip
+
+
+def _slices(held: Season, values: dict[str, Any], types: list[str] | None) -> list[tuple[int, int]]:
+    """Row ranges of the season's sorted columns that hold every row the season type, down and
+    distance filters can select (the other filters are masks within them)."""
+    key = held.key
+    stypes = sorted(SEASON_TYPE_CODES[t] for t in types) if types is not None else [0, 1, 2, 3]
+    out: list[tuple[int, int]] = []
+    for st in stypes:
+        if "down" not in values:
+            lo, hi = np.searchsorted(key, [st * 1000, (st + 1) * 1000], side="left")
+            out.append((int(lo), int(hi)))
+            continue
+        # A missing distance (key 0) never matches a distance filter, as NULL in SQL.
+        ylo = values["ytg_min"] + 1 if "ytg_min" in values else 1 if "ytg_max" in values else 0
+        yhi = values["ytg_max"] + 1 if "ytg_max" in values else 127
+        for d in sorted(set(values["down"])):
+            base = st * 1000 + (d + 1) * 128
+            lo = int(np.searchsorted(key, base + ylo, side="left"))
+            hi = int(np.searchsorted(key, base + yhi, side="right"))
+            out.append((lo, hi))
+    return [(lo, hi) for lo, hi in out if hi > lo]
+
+
+def week_tag(season: int, season_type: str, week: int) -> str:
+    """The generation tag of one week's defender rows (raised by the store, read by the index)."""
+    return f"week:{season}:{season_type}:{week}"
+
+
+class Over(Exception):
+    """The index would hold more rows than ANALYTICS_INDEX_ROWS."""
+
+
+class DefenderIndex:
+    """Every defender snap of `defender_plays`, in columns; see the module's docstring."""
+
+    def __init__(self, generations: str, max_rows: int) -> None:
+        self.generations = generations
+        self.max_rows = max_rows
+        self.seasons: dict[int, Season] = {}
+        self.epoch: int | None = None
+        self.codes: dict[str, int] = {}
+        self.code_names: list[str] = []
+        self.players: dict[str, int] = {}
+        self.player_ids: list[str] = []
+        self.disabled: str | None = None if max_rows > 0 else "off (ANALYTICS_INDEX_ROWS=0)"
+        self._lock = asyncio.Lock()
+        IN_USE.set(0 if self.disabled else 1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled is None
+
+    # --- keeping it fresh -------------------------------------------------------------------------
+
+    async def refresh(self, pool: asyncpg.Pool) -> None:
+        """Bring every season up to the generations committed now (one refresher at a time; a
+        caller that waited for another's refresh checks again, which is one cheap read)."""
+        started = time.perf_counter()
+        async with (
+            self._lock,
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            await self._refresh(conn)
+        REFRESH.observe(time.perf_counter() - started)
+
+    async def _refresh(self, conn: asyncpg.Connection) -> None:
+        gens = {r["tag"]: r["gen"] for r in await conn.fetch(
+            f"SELECT tag, gen FROM {self.generations} WHERE tag = 'epoch' OR tag LIKE 'season:%'"
+        )}  # fmt: skip
+        epoch = gens.get("epoch", 0)
+        if epoch != self.epoch:  # first use, or a rebuild swapped the tables in: everything again
+            self.seasons = {}
+            seasons = {int(r["relname"].rsplit("_", 1)[1]) for r in await conn.fetch(_PARTITIONS)
+                       if r["relname"].rsplit("_", 1)[-1].isdigit()}  # fmt: skip
+            self.epoch = epoch
+        else:
+            seasons = set(self.seasons)
+        seasons |= {int(tag.split(":", 1)[1]) for tag in gens if tag.startswith("season:")}
+        for season in sorted(seasons):
+            gen = gens.get(f"season:{season}", 0)
+            held = self.seasons.get(season)
+            if held is not None and held.gen == gen:
+                continue
+            if held is None:
+                held = self.seasons[season] = await self._load_season(conn, season)
+            else:
+                await self._reload_weeks(conn, season, held)
+            held.gen = gen
+        self._account()
+
+    async def _week_gens(self, conn: asyncpg.Connection, season: int) -> dict[str, int]:
+        rows = await conn.fetch(
+            f"SELECT tag, gen FROM {self.generations} WHERE tag LIKE $1", f"week:{season}:%"
+        )
+        return {r["tag"]: r["gen"] for r in rows}
+
+    async def _load_season(self, conn: asyncpg.Connection, season: int) -> Season:
+        held = Season(week_gens=await self._week_gens(conn, season))
+        cols = self._columns(await conn.fetch(_SEASON_SQL, season))
+        if len(cols):
+            keys = cols.season_type.astype(np.int16) * 64 + cols.week
+            order = np.argsort(keys, kind="stable")
+            keys = keys[order]
+            cols = cols.take(order)
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            names = {v: k for k, v in SEASON_TYPE_CODES.items()}
+            for i, start in enumerate(starts):
+                end = starts[i + 1] if i + 1 < len(starts) else len(keys)
+                key = (names[int(keys[start]) // 64], int(keys[start]) % 64)
+                held.weeks[key] = cols.take(np.arange(start, end))
+        LOADS.labels("season").inc()
+        held.rejoin()
+        return held
+
+    async def _reload_weeks(self, conn: asyncpg.Connection, season: int, held: Season) -> None:
+        gens = await self._week_gens(conn, season)
+        for tag, gen in gens.items():
+            if held.week_gens.get(tag) == gen:
+                continue
+            _, _, season_type, week = tag.split(":")
+            key = (season_type, int(week))
+            cols = self._columns(await conn.fetch(_WEEK_SQL, season, season_type, int(week)))
+            if len(cols):
+                held.weeks[key] = cols
+            else:
+                held.weeks.pop(key, None)
+            LOADS.labels("week").inc()
+        held.week_gens = gens
+        held.rejoin()
+
+    def _columns(self, rows: list[asyncpg.Record]) -> Columns:
+        n = len(rows)
+        total = sum(len(s.joined) for s in self.seasons.values()) + n
+        if total > self.max_rows:
+            raise Over(f"{total:,} rows is more than ANALYTICS_INDEX_ROWS={self.max_rows:,}")
+        LOADED_ROWS.inc(n)
+        code, player = self._code, self._player
+        return Columns(
+            np.fromiter((SEASON_TYPE_CODES.get(r[0], 3) for r in rows), np.int8, n),
+            np.fromiter((r[1] for r in rows), np.int8, n),
+            np.fromiter((r[2] if r[2] is not None else NULL for r in rows), np.int8, n),
+            np.fromiter((r[3] if r[3] is not None else NULL for r in rows), np.int8, n),
+            np.fromiter((r[4] if r[4] is not None else NULL for r in rows), np.int16, n),
+            np.fromiter((r[5] if r[5] is not None else NULL for r in rows), np.int16, n),
+            np.fromiter((code(r[6]) for r in rows), np.int16, n),
+            np.fromiter((player(r[7]) for r in rows), np.int32, n),
+            np.fromiter((r[8] for r in rows), np.bool_, n),
+            np.fromiter((r[9] for r in rows), np.float32, n),
+        )
+
+    def _code(self, code: str) -> int:
+        got = self.codes.get(code)
+        if got is None:
+            got = self.codes[code] = len(self.code_names)
+            self.code_names.append(code)
+        return got
+
+    def _player(self, player_id: str) -> int:
+        got = self.players.get(player_id)
+        if got is None:
+            got = self.players[player_id] = len(self.player_ids)
+            self.player_ids.append(player_id)
+        return got
+
+    def _account(self) -> None:
+        ROWS.set(sum(len(s.joined) for s in self.seasons.values()))
+        BYTES.set(
+            sum(s.joined.nbytes + sum(w.nbytes for w in s.weeks.values()) for s in self.seasons.values())
+        )
+
+    def let_go(self, why: str) -> None:
+        self.seasons, self.disabled = {}, why
+        ROWS.set(0)
+        BYTES.set(0)
+        IN_USE.set(0)
+        log.warning("analytics_index_off", reason=why)
+
+    async def warm(self, db: Any) -> None:
+        """The background task: load everything once the database is reachable, before the first ask."""
+        await db.wait()
+        if self.enabled:
+            started = time.perf_counter()
+            try:
+                await db.get().read(self.refresh)
+            except Over as exc:
+                self.let_go(str(exc))
+                return
+            rows = sum(len(season.joined) for season in self.seasons.values())
+            log.info("analytics_index_loaded", rows=rows, seconds=round(time.perf_counter() - started, 2))
+
+    # --- answering --------------------------------------------------------------------------------
+
+    async def pressure_leaders(
+        self, pool: asyncpg.Pool, values: dict[str, Any]
+    ) -> list[dict[str, Any]] | None:
+        """The ranking's rows for parsed parameters, as the SQL answers them; None when the index
+        is off (the caller asks SQL)."""
+        if not self.enabled or (self.epoch is None and self._lock.locked()):
+            return None  # off, or still loading for the first time (warm()): SQL answers meanwhile
+        try:
+            await self.refresh(pool)
+        except Over as exc:
+            self.let_go(str(exc))
+            return None
+        allowed = None
+        if "position" in values:
+            allowed = {r["player_id"] for r in await pool.fetch(_POSITIONS, values["position"])}
+        started = time.perf_counter()
+        top = self._rank(values, allowed)
+        ANSWER.observe(time.perf_counter() - started)
+        if not top:
+            return []
+        people = {r["player_id"]: r for r in await pool.fetch(_NAMES, [t["player_id"] for t in top])}
+        for t in top:
+            person = people.get(t["player_id"])
+            t["name"] = person["name"] if person else None
+            t["position"] = person["position"] if person else None
+        keys = ("player_id", "name", "team", "position", "snaps", "pressures", "sacks", "pressure_rate")
+        return [{k: t[k] for k in keys} for t in top]
+
+    def _rank(self, values: dict[str, Any], allowed: set[str] | None) -> list[dict[str, Any]]:
+        seasons = values.get("season") or sorted(self.seasons)
+        n_players = len(self.player_ids)
+        snaps = np.zeros(n_players, np.int64)
+        pressures = np.zeros(n_players, np.int64)
+        sacks = np.zeros(n_players, np.float64)
+        picked: list[tuple[Columns, np.ndarray]] = []
+        teams = None
+        if "team" in values:
+            teams = np.array([self.codes[c] for c in values["team"] if c in self.codes], np.int16)
+        allowed_mask = None
+        if allowed is not None:
+            allowed_mask = np.zeros(n_players, np.bool_)
+            allowed_mask[[self.players[pid] for pid in allowed if pid in self.players]] = True
+        types = season_types(values)
+        for season in seasons:
+            held = self.seasons.get(season)
+            if held is None or not len(held.joined):
+                continue
+            ranges = _slices(held, values, types)
+            if not ranges:
+                continue
+            if len(ranges) == 1:  # a view, no copy
+                c = held.joined.view(*ranges[0])
+            else:
+                c = held.joined.take(np.concatenate([np.arange(lo, hi) for lo, hi in ranges]))
+            mask = _mask(c, values, teams, allowed_mask)
+            who = c.player[mask]
+            if not len(who):
+                continue
+            snaps += np.bincount(who, minlength=n_players)
+            pressures += np.bincount(who, weights=c.pressure[mask], minlength=n_players).astype(np.int64)
+            sacks += np.bincount(who, weights=c.sacks[mask], minlength=n_players)
+            picked.append((c, mask))
+        min_snaps = values.get("min_snaps", 50)
+        candidates = np.flatnonzero(snaps >= min_snaps)
+        if not len(candidates):
+            return []
+        # round(pressures / snaps, 4) as PostgreSQL rounds numeric (half away from zero), in integers.
+        rate = (2 * pressures[candidates] * 10_000 + snaps[candidates]) // (2 * snaps[candidates])
+        limit = values.get("limit", 20)
+        if len(candidates) > limit:  # only those at or above the limit-th best rate can be in the top
+            cut = np.partition(rate, len(rate) - limit)[len(rate) - limit]
+            keep = rate >= cut
+            candidates, rate = candidates[keep], rate[keep]
+        ranked = sorted(zip(candidates.tolist(), rate.tolist(), strict=True),
+                        key=lambda t: (-t[1], self.player_ids[t[0]]))[:limit]  # fmt: skip
+        chosen = np.array([i for i, _ in ranked], np.int32)
+        team_of = self._lowest_team(picked, chosen)
+        return [
+            {"player_id": self.player_ids[i], "team": team_of.get(i), "snaps": int(snaps[i]),
+             "pressures": int(pressures[i]), "sacks": _number(float(sacks[i])), "pressure_rate": r / 10_000}
+            for i, r in ranked
+        ]  # fmt: skip
+
+    def _lowest_team(self, picked: list[tuple[Columns, np.ndarray]], chosen: np.ndarray) -> dict[int, str]:
+        """min(team) per chosen player over the selected rows, as the SQL's min(d.team)."""
+        out: dict[int, str] = {}
+        for c, mask in picked:
+            rows = np.flatnonzero(mask & np.isin(c.player, chosen))
+            for who, team in zip(c.player[rows].tolist(), c.team[rows].tolist(), strict=True):
+                name = self.code_names[team]
+                if who not in out or name < out[who]:
+                    out[who] = name
+        return out
+
+
+def _mask(
+    c: Columns, values: dict[str, Any], teams: np.ndarray | None, allowed: np.ndarray | None
+) -> np.ndarray:
+    """The rows of `c` (a season's `_slices`: the season type, and with a down filter the down and
+    distance, already hold) that the other filters select."""
+    mask = np.ones(len(c), np.bool_)
+    checks: list[tuple[str, np.ndarray, Any]] = [
+        ("week_min", c.week, np.greater_equal), ("week_max", c.week, np.less_equal),
+        ("yardline_min", c.yardline_100, np.greater_equal), ("yardline_max", c.yardline_100, np.less_equal),
+    ]  # fmt: skip
+    if "down" not in values:
+        checks += [("ytg_min", c.yards_to_go, np.greater_equal), ("ytg_max", c.yards_to_go, np.less_equal)]
+    for name, column, op in checks:
+        if name in values:
+            mask &= op(column, values[name])
+            if name.endswith("_max"):
+                mask &= column != NULL
+    if "quarter" in values:
+        mask &= np.isin(c.quarter, values["quarter"])
+    if teams is not None:
+        mask &= np.isin(c.team, teams)
+    if allowed is not None:
+        mask &= allowed[c.player]
+    return mask
+
+
+def _number(value: float) -> int | float:
+    return int(value) if value.is_integer() else value
