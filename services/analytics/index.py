@@ -204,18 +204,29 @@ class DefenderIndex:
         """Bring every season up to the generations committed now (one refresher at a time; a
         caller that waited for another's refresh checks again, which is one cheap read)."""
         started = time.perf_counter()
-        async with (
-            self._lock,
-            pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            await self._refresh(conn)
+        async with self._lock, pool.acquire() as conn:
+            if self._moved(await self._gens(conn)):  # else the usual case: one read, no transaction
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    await self._refresh(conn)
         REFRESH.observe(time.perf_counter() - started)
 
-    async def _refresh(self, conn: asyncpg.Connection) -> None:
-        gens = {r["tag"]: r["gen"] for r in await conn.fetch(
+    async def _gens(self, conn: asyncpg.Connection) -> dict[str, int]:
+        rows = await conn.fetch(
             f"SELECT tag, gen FROM {self.generations} WHERE tag = 'epoch' OR tag LIKE 'season:%'"
-        )}  # fmt: skip
+        )
+        return {r["tag"]: r["gen"] for r in rows}
+
+    def _moved(self, gens: dict[str, int]) -> bool:
+        if gens.get("epoch", 0) != self.epoch:
+            return True
+        seasons = {int(tag.split(":", 1)[1]) for tag in gens if tag.startswith("season:")} | set(self.seasons)
+        return any(
+            season not in self.seasons or self.seasons[season].gen != gens.get(f"season:{season}", 0)
+            for season in seasons
+        )
+
+    async def _refresh(self, conn: asyncpg.Connection) -> None:
+        gens = await self._gens(conn)  # again, in the snapshot the rows are read in
         epoch = gens.get("epoch", 0)
         if epoch != self.epoch:  # first use, or a rebuild swapped the tables in: everything again
             self.seasons = {}
