@@ -91,10 +91,10 @@ async def measure(http: aiohttp.ClientSession, raw: asyncpg.Pool, asked: list[tu
     """Each filter through the API and as SQL; the API's rows are checked against the SQL's (while
     the live week moves the answers, only those of filters naming past seasons)."""
     rows: list[tuple[str, ...]] = [
-        ("filter", "API p50", "API p95", "SQL p50", "SQL p95", "p95 ratio", "rows")
+        ("filter", "clients", "API p50", "API p95", "SQL p50", "SQL p95", "p95 ratio", "rows")
     ]
-    ratios = []
-    for label, params in asked:
+    ratios: dict[int, list[float]] = {}
+    for (label, params), clients in ((a, c) for a in asked for c in args.clients):
         sql, sql_args = queries.pressure_sql(p.parse_params(params, queries.PRESSURE_PARAMS))
         expected = [
             {**dict(r), "sacks": queries._number(r["sacks"])} for r in await raw.fetch(sql, *sql_args)
@@ -111,16 +111,19 @@ async def measure(http: aiohttp.ClientSession, raw: asyncpg.Pool, asked: list[tu
         async def via_sql(_: int, sql: str = sql, sql_args: list[Any] = sql_args) -> None:
             await raw.fetch(sql, *sql_args)
 
-        await load(args.clients, args.clients, 5, via_api)  # warm: plans, pages, the index
-        api = await load(args.clients, args.requests, args.seconds, via_api)
-        direct = await load(args.clients, args.requests, args.seconds, via_sql)
+        await load(clients, clients, 5, via_api)  # warm: plans, pages, the index
+        api = await load(clients, args.requests, args.seconds, via_api)
+        direct = await load(clients, args.requests, args.seconds, via_sql)
         ratio = pct(api, 0.95) / pct(direct, 0.95)
-        ratios.append(ratio)
-        rows.append((label, f"{pct(api, 0.5):.1f}", f"{pct(api, 0.95):.1f}", f"{pct(direct, 0.5):.1f}",
+        ratios.setdefault(clients, []).append(ratio)
+        rows.append((label, str(clients), f"{pct(api, 0.5):.1f}", f"{pct(api, 0.95):.1f}", f"{pct(direct, 0.5):.1f}",
                      f"{pct(direct, 0.95):.1f}", f"{ratio:.3f}x", str(len(expected))))  # fmt: skip
-    if len(ratios) > 1:
-        ratios.sort()
-        rows.append(("median of the ratios", "", "", "", "", f"{ratios[len(ratios) // 2]:.3f}x", ""))
+    for clients, found in sorted(ratios.items()):
+        if len(found) > 1:
+            found.sort()
+            rows.append(
+                ("median of the ratios", str(clients), "", "", "", "", f"{found[len(found) // 2]:.3f}x", "")
+            )
     return rows
 
 
@@ -227,7 +230,7 @@ async def run_all(stack: BenchStack, http: aiohttp.ClientSession, raw: asyncpg.P
         posted = await feeding
     rows, nbytes = await index_rows(stack)
     print(f"\n== pressure ranking, {title}: {plays:,} plays, index {rows:,.0f} defender snaps in "
-          f"{nbytes / 2**20:,.0f} MiB; {args.clients} clients; answer cache off ==\n")  # fmt: skip
+          f"{nbytes / 2**20:,.0f} MiB; answer cache off ==\n")  # fmt: skip
     table(quiet)
     print(f"\nwhile a live week is posted ({posted} plays at {args.live_rate}/s):\n")
     table(live)
@@ -248,8 +251,10 @@ async def main(args: argparse.Namespace) -> None:
         _, feed_key, _ = await create_key(pool, "bench-live-feed", "feed")
         await pool.execute("ANALYZE")
         await pool.close()
-        raw = await asyncpg.create_pool(stack.database_url, min_size=args.clients, max_size=args.clients)
-        connector = aiohttp.TCPConnector(limit=args.clients)
+        raw = await asyncpg.create_pool(
+            stack.database_url, min_size=max(args.clients), max_size=max(args.clients)
+        )
+        connector = aiohttp.TCPConnector(limit=max(args.clients))
         async with aiohttp.ClientSession(stack.gateway_url, connector=connector,
                                          headers={"X-API-Key": viewer}) as http:  # fmt: skip
             await run_all(stack, http, raw, feed_key, args, "the corpus")
@@ -266,7 +271,8 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=lambda v: [int(c) for c in v.split(",")], default=[1, 8],
+                        help="concurrent clients, comma-separated: each filter is measured at each")  # fmt: skip
     parser.add_argument(
         "--requests", type=int, default=200, help="at most this many requests per measured run"
     )

@@ -10,7 +10,14 @@ from services.analytics.consumer import batch_handler
 from services.analytics.index import DefenderIndex
 from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, INDEX, POSTGRES, REDIS
 from services.analytics.routes import setup_routes
-from services.analytics.store import GENERATIONS, SWAP_LOCK, VALUER, AggregateStore, after_chunk
+from services.analytics.store import (
+    GENERATIONS,
+    SWAP_LOCK,
+    VALUER,
+    AggregateStore,
+    after_chunk,
+    check_play_copy,
+)
 from shared.answers import AnswerCache
 from shared.cache import redis_dependency
 from shared.config import Settings
@@ -39,6 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     add_consumer(app, CONSUMER, loop, settings)
     add_background(app, "epwp_values", functools.partial(
         VALUER.keep_valued, app[POSTGRES], models, SWAP_LOCK, after_chunk, settings.model_reload_seconds))  # fmt: skip
+    add_background(app, "play_copy_check", functools.partial(check_play_copy, app[POSTGRES]))
     add_background(app, "defender_index", functools.partial(app[INDEX].warm, app[POSTGRES]))
     setup_routes(app)
     return app

@@ -49,6 +49,11 @@ REFRESH = Histogram(
     "snapline_analytics_index_refresh_seconds", "Generation checks and reloads before an answer",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )  # fmt: skip
+BASE_BUILDS = Counter("snapline_analytics_index_base_builds_total", "Builds of the index's all-seasons base")
+BASE_BUILD_SECONDS = Histogram(
+    "snapline_analytics_index_base_build_seconds", "How long a build of the all-seasons base took (in a thread)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)  # fmt: skip
 ANSWER = Histogram(
     "snapline_analytics_index_answer_seconds", "The in-process ranking's computation (after the refresh)",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
@@ -147,10 +152,9 @@ def sort_key(season_type: np.ndarray | int, down: np.ndarray | int, yards_to_go:
             + (np.asarray(yards_to_go, np.int32) + 1))  # fmt: skip
 
 
-def _slices(held: Season, values: dict[str, Any], types: list[str] | None) -> list[tuple[int, int]]:
-    """Row ranges of the season's sorted columns that hold every row the season type, down and
+def _slices(key: np.ndarray, values: dict[str, Any], types: list[str] | None) -> list[tuple[int, int]]:
+    """Row ranges of columns sorted by `sort_key` that hold every row the season type, down and
     distance filters can select (the other filters are masks within them)."""
-    key = held.key
     stypes = sorted(SEASON_TYPE_CODES[t] for t in types) if types is not None else [0, 1, 2, 3]
     out: list[tuple[int, int]] = []
     for st in stypes:
@@ -167,6 +171,40 @@ def _slices(held: Season, values: dict[str, Any], types: list[str] | None) -> li
             hi = int(np.searchsorted(key, base + yhi, side="right"))
             out.append((lo, hi))
     return [(lo, hi) for lo, hi in out if hi > lo]
+
+
+@dataclass
+class Base:
+    """Every season's rows in one set of columns sorted by `sort_key` (seasons mixed), so that a
+    ranking over many seasons is a few slices instead of a loop over seasons. Built in a thread
+    from the seasons as they were (`gens`); a season that moved since is masked out of it and
+    answered from its own columns until the next build."""
+
+    cols: Columns
+    key: np.ndarray
+    season: np.ndarray  # int16
+    gens: dict[int, int | None]
+    built: float
+
+    @classmethod
+    def build(cls, seasons: dict[int, tuple[Columns, np.ndarray, int | None]]) -> Base:
+        parts = [(cols, key, season) for season, (cols, key, _) in sorted(seasons.items()) if len(cols)]
+        cols = Columns.join([c for c, _, _ in parts])
+        key = np.concatenate([k for _, k, _ in parts]) if parts else np.zeros(0, np.int32)
+        season = (
+            np.concatenate([np.full(len(c), s, np.int16) for c, _, s in parts])
+            if parts
+            else np.zeros(0, np.int16)
+        )
+        order = np.argsort(key, kind="stable")
+        return cls(cols.take(order), key[order], season[order], {s: g for s, (_, _, g) in seasons.items()},
+                   time.monotonic())  # fmt: skip
+
+
+# A ranking naming at most this many seasons reads their own columns; more, and it reads the base.
+FEW_SEASONS = 6
+BASE_EVERY = 5.0  # seconds between looks at whether the base is worth building again
+BASE_STALE = 15.0  # a base with a moved season is built again once this old
 
 
 def week_tag(season: int, season_type: str, week: int) -> str:
@@ -191,6 +229,8 @@ class DefenderIndex:
         self.players: dict[str, int] = {}
         self.player_ids: list[str] = []
         self.disabled: str | None = None if max_rows > 0 else "off (ANALYTICS_INDEX_ROWS=0)"
+        self.base: Base | None = None
+        self.few_seasons = FEW_SEASONS
         self._lock = asyncio.Lock()
         IN_USE.set(0 if self.disabled else 1)
 
@@ -229,7 +269,7 @@ class DefenderIndex:
         gens = await self._gens(conn)  # again, in the snapshot the rows are read in
         epoch = gens.get("epoch", 0)
         if epoch != self.epoch:  # first use, or a rebuild swapped the tables in: everything again
-            self.seasons = {}
+            self.seasons, self.base = {}, None
             seasons = {int(r["relname"].rsplit("_", 1)[1]) for r in await conn.fetch(_PARTITIONS)
                        if r["relname"].rsplit("_", 1)[-1].isdigit()}  # fmt: skip
             self.epoch = epoch
@@ -329,7 +369,7 @@ class DefenderIndex:
         )
 
     def let_go(self, why: str) -> None:
-        self.seasons, self.disabled = {}, why
+        self.seasons, self.base, self.disabled = {}, None, why
         ROWS.set(0)
         BYTES.set(0)
         IN_USE.set(0)
@@ -345,8 +385,34 @@ class DefenderIndex:
             except Over as exc:
                 self.let_go(str(exc))
                 return
+            await self.rebuild_base()
             rows = sum(len(season.joined) for season in self.seasons.values())
             log.info("analytics_index_loaded", rows=rows, seconds=round(time.perf_counter() - started, 2))
+            while self.enabled:
+                await asyncio.sleep(BASE_EVERY)
+                base = self.base
+                if self._dirty() and (base is None or time.monotonic() - base.built >= BASE_STALE):
+                    await self.rebuild_base()
+
+    def _dirty(self) -> set[int]:
+        """Seasons the base does not hold as they are now (moved since it was built, or new)."""
+        base = self.base
+        if base is None:
+            return set(self.seasons)
+        return {s for s, held in self.seasons.items() if base.gens.get(s, -1) != held.gen} | (
+            set(base.gens) - set(self.seasons)
+        )
+
+    async def rebuild_base(self) -> None:
+        """Build the base from the seasons as they are now, in a thread (numpy lets the GIL go)."""
+        snapshot = {s: (held.joined, held.key, held.gen) for s, held in self.seasons.items()}
+        epoch, started = self.epoch, time.perf_counter()
+        base = await asyncio.to_thread(Base.build, snapshot)
+        if self.epoch == epoch and self.enabled:  # no rebuild's swap (a reload of everything) meanwhile
+            self.base = base
+            BASE_BUILDS.inc()
+            BASE_BUILD_SECONDS.observe(time.perf_counter() - started)
+            self._account()
 
     # --- answering --------------------------------------------------------------------------------
 
@@ -393,25 +459,47 @@ class DefenderIndex:
             allowed_mask = np.zeros(n_players, np.bool_)
             allowed_mask[[self.players[pid] for pid in allowed if pid in self.players]] = True
         types = season_types(values)
-        for season in seasons:
+
+        def add(c: Columns, mask: np.ndarray) -> None:
+            who = c.player[mask]
+            if not len(who):
+                return
+            snaps.__iadd__(np.bincount(who, minlength=n_players))
+            pressures.__iadd__(
+                np.bincount(who, weights=c.pressure[mask], minlength=n_players).astype(np.int64)
+            )
+            sacks.__iadd__(np.bincount(who, weights=c.sacks[mask], minlength=n_players))
+            picked.append((c, mask))
+
+        dirty = self._dirty()
+        base = self.base
+        own = set(seasons)  # the seasons answered from their own columns
+        if base is not None and len(seasons) > self.few_seasons:
+            from_base = [s for s in seasons if s in base.gens and s not in dirty]
+            own -= set(from_base)
+            ranges = _slices(base.key, values, types) if from_base else []
+            if ranges:
+                if len(ranges) == 1:
+                    c, season_of = base.cols.view(*ranges[0]), base.season[ranges[0][0] : ranges[0][1]]
+                else:
+                    rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
+                    c, season_of = base.cols.take(rows), base.season[rows]
+                mask = _mask(c, values, teams, allowed_mask)
+                if len(from_base) < len(base.gens):  # some of the base's seasons are not asked for, or moved
+                    mask &= np.isin(season_of, np.array(from_base, np.int16))
+                add(c, mask)
+        for season in sorted(own):
             held = self.seasons.get(season)
             if held is None or not len(held.joined):
                 continue
-            ranges = _slices(held, values, types)
+            ranges = _slices(held.key, values, types)
             if not ranges:
                 continue
             if len(ranges) == 1:  # a view, no copy
                 c = held.joined.view(*ranges[0])
             else:
                 c = held.joined.take(np.concatenate([np.arange(lo, hi) for lo, hi in ranges]))
-            mask = _mask(c, values, teams, allowed_mask)
-            who = c.player[mask]
-            if not len(who):
-                continue
-            snaps += np.bincount(who, minlength=n_players)
-            pressures += np.bincount(who, weights=c.pressure[mask], minlength=n_players).astype(np.int64)
-            sacks += np.bincount(who, weights=c.sacks[mask], minlength=n_players)
-            picked.append((c, mask))
+            add(c, _mask(c, values, teams, allowed_mask))
         min_snaps = values.get("min_snaps", 50)
         candidates = np.flatnonzero(snaps >= min_snaps)
         if not len(candidates):

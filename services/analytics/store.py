@@ -33,7 +33,10 @@ from shared.db import Pools, SeasonPartitions, share_swap_lock, swap_lock
 from shared.deps import Dependency
 from shared.epwp import ModelFile
 from shared.events import PlayEvent, encoder, latest_by_play
+from shared.logging import get_logger
 from shared.valuing import Valuer
+
+log = get_logger(__name__)
 
 _contrib_codec = msgspec.json.Decoder(list[tuple[str, str, int, str, int, str, float]])
 _json = msgspec.json.Encoder()
@@ -299,3 +302,19 @@ class AggregateStore:
         if people:
             await conn.execute(PLAYERS_SQL, *_columns([people[k] for k in sorted(people)]))
         return people
+
+
+async def check_play_copy(db: Dependency[Pools]) -> None:
+    """Say so once at start when the aggregates hold plays that `analytics_plays` does not (a
+    database made before that table existed): EPA and tendencies then miss them until
+    `snapline rebuild analytics` replays the topic."""
+    await db.wait()
+    pool = db.get().primary
+    counted = await pool.fetchval("SELECT EXISTS (SELECT 1 FROM analytics_play_contrib)")
+    copied = await pool.fetchval("SELECT EXISTS (SELECT 1 FROM analytics_plays)")
+    if counted and not copied:
+        log.warning(
+            "analytics_plays_empty",
+            message="the aggregates hold plays that analytics_plays does not: EPA and tendencies miss them "
+            "until `snapline rebuild analytics`",
+        )
