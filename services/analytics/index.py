@@ -159,7 +159,8 @@ def _slices(key: np.ndarray, values: dict[str, Any], types: list[str] | None) ->
     out: list[tuple[int, int]] = []
     for st in stypes:
         if "down" not in values:
-            lo, hi = np.searchsorted(key, [st * 1000, (st + 1) * 1000], side="left")
+            # Bounds of the key's own dtype: another type makes numpy cast the whole key first.
+            lo, hi = np.searchsorted(key, np.array([st * 1000, (st + 1) * 1000], key.dtype), side="left")
             out.append((int(lo), int(hi)))
             continue
         # A missing distance (key 0) never matches a distance filter, as NULL in SQL.
@@ -167,8 +168,8 @@ def _slices(key: np.ndarray, values: dict[str, Any], types: list[str] | None) ->
         yhi = values["ytg_max"] + 1 if "ytg_max" in values else 127
         for d in sorted(set(values["down"])):
             base = st * 1000 + (d + 1) * 128
-            lo = int(np.searchsorted(key, base + ylo, side="left"))
-            hi = int(np.searchsorted(key, base + yhi, side="right"))
+            lo = int(np.searchsorted(key, key.dtype.type(base + ylo), side="left"))
+            hi = int(np.searchsorted(key, key.dtype.type(base + yhi), side="right"))
             out.append((lo, hi))
     return [(lo, hi) for lo, hi in out if hi > lo]
 
@@ -450,7 +451,7 @@ class DefenderIndex:
         snaps = np.zeros(n_players, np.int64)
         pressures = np.zeros(n_players, np.int64)
         sacks = np.zeros(n_players, np.float64)
-        picked: list[tuple[Columns, np.ndarray]] = []
+        picked: list[tuple[Columns, np.ndarray | None]] = []
         teams = None
         if "team" in values:
             teams = np.array([self.codes[c] for c in values["team"] if c in self.codes], np.int16)
@@ -460,15 +461,17 @@ class DefenderIndex:
             allowed_mask[[self.players[pid] for pid in allowed if pid in self.players]] = True
         types = season_types(values)
 
-        def add(c: Columns, mask: np.ndarray) -> None:
-            who = c.player[mask]
+        def add(c: Columns, mask: np.ndarray | None) -> None:
+            """Count the selected rows (None: all of `c`); a sack is always a pressure, so both
+            come from the pressure rows alone."""
+            who = c.player if mask is None else c.player[mask]
             if not len(who):
                 return
-            snaps.__iadd__(np.bincount(who, minlength=n_players))
-            pressures.__iadd__(
-                np.bincount(who, weights=c.pressure[mask], minlength=n_players).astype(np.int64)
-            )
-            sacks.__iadd__(np.bincount(who, weights=c.sacks[mask], minlength=n_players))
+            np.add(snaps, np.bincount(who, minlength=n_players), out=snaps)
+            hit = c.pressure if mask is None else mask & c.pressure
+            hitters = c.player[hit]
+            np.add(pressures, np.bincount(hitters, minlength=n_players), out=pressures)
+            np.add(sacks, np.bincount(hitters, weights=c.sacks[hit], minlength=n_players), out=sacks)
             picked.append((c, mask))
 
         dirty = self._dirty()
@@ -478,28 +481,24 @@ class DefenderIndex:
             from_base = [s for s in seasons if s in base.gens and s not in dirty]
             own -= set(from_base)
             ranges = _slices(base.key, values, types) if from_base else []
-            if ranges:
-                if len(ranges) == 1:
-                    c, season_of = base.cols.view(*ranges[0]), base.season[ranges[0][0] : ranges[0][1]]
-                else:
-                    rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
-                    c, season_of = base.cols.take(rows), base.season[rows]
+            keep = None
+            if len(from_base) < len(base.gens):  # some of the base's seasons are not asked for, or moved
+                keep = np.zeros(2101, np.bool_)  # a lookup by season: one pass, however many seasons
+                keep[from_base] = True
+            for lo, hi in ranges:  # views, no copies
+                c = base.cols.view(lo, hi)
                 mask = _mask(c, values, teams, allowed_mask)
-                if len(from_base) < len(base.gens):  # some of the base's seasons are not asked for, or moved
-                    mask &= np.isin(season_of, np.array(from_base, np.int16))
+                if keep is not None:
+                    wanted = keep[base.season[lo:hi]]
+                    mask = wanted if mask is None else mask & wanted
                 add(c, mask)
         for season in sorted(own):
             held = self.seasons.get(season)
             if held is None or not len(held.joined):
                 continue
-            ranges = _slices(held.key, values, types)
-            if not ranges:
-                continue
-            if len(ranges) == 1:  # a view, no copy
-                c = held.joined.view(*ranges[0])
-            else:
-                c = held.joined.take(np.concatenate([np.arange(lo, hi) for lo, hi in ranges]))
-            add(c, _mask(c, values, teams, allowed_mask))
+            for lo, hi in _slices(held.key, values, types):
+                c = held.joined.view(lo, hi)
+                add(c, _mask(c, values, teams, allowed_mask))
         min_snaps = values.get("min_snaps", 50)
         candidates = np.flatnonzero(snaps >= min_snaps)
         if not len(candidates):
@@ -521,11 +520,15 @@ class DefenderIndex:
             for i, r in ranked
         ]  # fmt: skip
 
-    def _lowest_team(self, picked: list[tuple[Columns, np.ndarray]], chosen: np.ndarray) -> dict[int, str]:
+    def _lowest_team(
+        self, picked: list[tuple[Columns, np.ndarray | None]], chosen: np.ndarray
+    ) -> dict[int, str]:
         """min(team) per chosen player over the selected rows, as the SQL's min(d.team)."""
         out: dict[int, str] = {}
+        wanted = np.zeros(len(self.player_ids), np.bool_)
+        wanted[chosen] = True
         for c, mask in picked:
-            rows = np.flatnonzero(mask & np.isin(c.player, chosen))
+            rows = np.flatnonzero(wanted[c.player] if mask is None else mask & wanted[c.player])
             for who, team in zip(c.player[rows].tolist(), c.team[rows].tolist(), strict=True):
                 name = self.code_names[team]
                 if who not in out or name < out[who]:
@@ -535,10 +538,15 @@ class DefenderIndex:
 
 def _mask(
     c: Columns, values: dict[str, Any], teams: np.ndarray | None, allowed: np.ndarray | None
-) -> np.ndarray:
+) -> np.ndarray | None:
     """The rows of `c` (a season's `_slices`: the season type, and with a down filter the down and
-    distance, already hold) that the other filters select."""
-    mask = np.ones(len(c), np.bool_)
+    distance, already hold) that the other filters select; None when no other filter applies."""
+    mask: Any = None
+
+    def narrow(selected: np.ndarray) -> None:
+        nonlocal mask
+        mask = selected if mask is None else mask & selected
+
     checks: list[tuple[str, np.ndarray, Any]] = [
         ("week_min", c.week, np.greater_equal), ("week_max", c.week, np.less_equal),
         ("yardline_min", c.yardline_100, np.greater_equal), ("yardline_max", c.yardline_100, np.less_equal),
@@ -547,16 +555,16 @@ def _mask(
         checks += [("ytg_min", c.yards_to_go, np.greater_equal), ("ytg_max", c.yards_to_go, np.less_equal)]
     for name, column, op in checks:
         if name in values:
-            mask &= op(column, values[name])
+            narrow(op(column, values[name]))
             if name.endswith("_max"):
-                mask &= column != NULL
+                narrow(column != NULL)
     if "quarter" in values:
-        mask &= np.isin(c.quarter, values["quarter"])
+        narrow(np.isin(c.quarter, values["quarter"]))
     if teams is not None:
-        mask &= np.isin(c.team, teams)
+        narrow(np.isin(c.team, teams))
     if allowed is not None:
-        mask &= allowed[c.player]
-    return mask
+        narrow(allowed[c.player])
+    return mask  # type: ignore[no-any-return]
 
 
 def _number(value: float) -> int | float:
