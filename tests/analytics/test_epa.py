@@ -5,7 +5,6 @@ equal a recomputation in Python from the events, before and after corrections an
 from __future__ import annotations
 
 import asyncio
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,13 @@ from hypothesis import strategies as st
 
 from services.analytics import epa
 from services.analytics.store import VALUER, AggregateStore
-from services.ingest import gamecenter as gc
 from shared import epwp
 from shared.config import Settings
 from shared.db import postgres_dependency
 from shared.errors import ApiError
 from shared.events import PlayEvent, PlayRecorded
 from shared.stats import CREDITS
-from tests.factories import corrected, deleted
-from tests.ingest.test_gamecenter import WHEEL
+from tests.factories import corrected, deleted, real_games
 
 GAMES = ("2018090600", "2018090900")  # ATL at PHI, CIN at IND: 2018, a season the suite's model held out
 SCRIMMAGE = {"run", "rush", "pass", "sack"}
@@ -38,15 +35,7 @@ _VALUES = (
 
 @pytest.fixture(scope="module")
 def games() -> dict[str, list[PlayRecorded]]:
-    wheel = zipfile.ZipFile(WHEEL)
-    reference = (
-        gc.load_schedule(wheel.read("nflgame/schedule.json")),
-        gc.load_players(wheel.read("nflgame/players.json")),
-    )
-    return {
-        g: gc.game_events(f"{g}.json.gz", wheel.read(f"nflgame/gamecenter-json/{g}.json.gz"), *reference)
-        for g in GAMES
-    }
+    return real_games(*GAMES)
 
 
 @pytest.fixture

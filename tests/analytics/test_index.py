@@ -5,7 +5,6 @@ swap; it reloads only what moved; past its row bound it lets go and SQL answers.
 from __future__ import annotations
 
 import asyncio
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +17,11 @@ from hypothesis import strategies as st
 from services.analytics import index as ix
 from services.analytics import queries
 from services.analytics.store import GENERATIONS, AggregateStore
-from services.ingest import gamecenter as gc
 from shared.answers import bump_all
 from shared.config import Settings
 from shared.db import postgres_dependency
 from shared.events import Game, Participant, PlayEvent, PlayRecorded, StatCredit
-from tests.factories import corrected, deleted, game, play, recorded
-from tests.ingest.test_gamecenter import WHEEL
+from tests.factories import corrected, deleted, game, play, real_games, recorded
 
 GAMES = ("2018090600", "2018090900", "2018091000")
 
@@ -32,13 +29,7 @@ GAMES = ("2018090600", "2018090900", "2018091000")
 @pytest.fixture(scope="module")
 def events() -> list[PlayRecorded]:
     """Three real games, and copies of them in other seasons, weeks and season types (another game id)."""
-    wheel = zipfile.ZipFile(WHEEL)
-    reference = (
-        gc.load_schedule(wheel.read("nflgame/schedule.json")),
-        gc.load_players(wheel.read("nflgame/players.json")),
-    )
-    real = [e for g in GAMES for e in gc.game_events(f"{g}.json.gz", wheel.read(f"nflgame/gamecenter-json/{g}.json.gz"),
-                                                        *reference)]  # fmt: skip
+    real = [e for events in real_games(*GAMES).values() for e in events]
     out = list(real)
     for n, (season, season_type, week) in enumerate(
         ((2017, "REG", 2), (2018, "PRE", 1), (2016, "POST", 18)), 1

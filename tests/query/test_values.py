@@ -4,7 +4,6 @@ moved by corrections and deletes, filled in by the background pass, served by /v
 from __future__ import annotations
 
 import asyncio
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +11,13 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.ingest import gamecenter as gc
 from services.query import values
 from services.query.app import create_app
 from services.query.keys import POSTGRES
 from services.query.projection import Projector, view
 from shared import epwp
 from shared.events import PlayRecorded
-from tests.factories import corrected, deleted
-from tests.ingest.test_gamecenter import WHEEL
+from tests.factories import corrected, deleted, real_games
 from tests.servers import ServiceServer
 
 GAME = "2018090600"  # ATL at PHI, the 2018 opener (a season the suite's model held out)
@@ -32,13 +29,7 @@ _STORED = (
 
 @pytest.fixture(scope="module")
 def events() -> list[PlayRecorded]:
-    wheel = zipfile.ZipFile(WHEEL)
-    reference = (
-        gc.load_schedule(wheel.read("nflgame/schedule.json")),
-        gc.load_players(wheel.read("nflgame/players.json")),
-    )
-    member = f"nflgame/gamecenter-json/{GAME}.json.gz"
-    return gc.game_events(f"{GAME}.json.gz", wheel.read(member), *reference)
+    return real_games(GAME)[GAME]
 
 
 @pytest.fixture
