@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from services.gateway import accounts, revocations
@@ -28,7 +27,7 @@ from services.gateway.ratelimit import RateLimiter
 from services.gateway.routes import setup_routes
 from services.gateway.splice import Splices
 from services.gateway.tokens import Tokens
-from services.gateway.upstreams import open_pools
+from services.gateway.upstreams import Timeouts, open_pools
 from shared.cache import redis_dependency
 from shared.config import Settings
 from shared.db import postgres_dependency
@@ -86,11 +85,8 @@ def create_app(settings: Settings) -> web.Application:
     add_dependency(app, REDIS, redis_dependency(settings))
     # The topic prefix names the deployment (or one test): the gateway's Redis keys share it.
     app[REDIS_PREFIX] = f"{settings.kafka.topic_prefix}:gateway:"
-    # connect=None: the wait for a pooled connection is the pool's own (upstreams.py), bounded there.
-    app[UPSTREAM_TIMEOUT] = aiohttp.ClientTimeout(
-        total=None, connect=None, sock_connect=settings.upstream_connect_timeout,
-        sock_read=settings.upstream_read_timeout,
-    )  # fmt: skip
+    # The wait for a pooled connection is the pool's own (upstreams.py, acquire timeout).
+    app[UPSTREAM_TIMEOUT] = Timeouts(settings.upstream_connect_timeout, settings.upstream_read_timeout)
     # Refuses to build without a key set of the installation's own (KeySetError says what to do).
     app[KEYSET] = KeySet(settings.jwt_keys_file or _no_keys(), development=settings.development)
     app[TOKENS] = Tokens(settings, app[KEYSET], app[REDIS_PREFIX])

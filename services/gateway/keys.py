@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -14,7 +13,7 @@ from services.gateway.keyset import KeySet
 from services.gateway.ratelimit import RateLimiter, Verdict
 from services.gateway.splice import Splices
 from services.gateway.tokens import Tokens
-from services.gateway.upstreams import UpstreamPool
+from services.gateway.upstreams import Timeouts, UpstreamPool
 from shared.db import Pools
 from shared.deps import Dependency
 
@@ -23,7 +22,7 @@ REDIS = web.AppKey("redis", Dependency[aioredis.Redis])
 # One REST pool per upstream service; /v1/live never uses them (it is spliced, see live.py).
 UPSTREAM_POOLS = web.AppKey("upstream_pools", dict[str, UpstreamPool])
 # Built from the GATEWAY_UPSTREAM_*_TIMEOUT settings; tests shorten it to see a 504 quickly.
-UPSTREAM_TIMEOUT = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
+UPSTREAM_TIMEOUT = web.AppKey("upstream_timeout", Timeouts)
 # Every Redis key the gateway writes starts with this, so one deployment (or one test) owns its keys.
 REDIS_PREFIX = web.AppKey("redis_prefix", str)
 API_KEY_CACHE = web.AppKey("api_key_cache", KeyCache)

@@ -7,6 +7,13 @@ from prometheus_client import Counter, Gauge, Histogram
 POOL_IN_USE = Gauge(
     "snapline_gateway_upstream_connections_in_use", "REST requests holding a pooled connection", ["upstream"]
 )
+POOL_OPEN = Gauge(
+    "snapline_gateway_upstream_connections_open", "REST connections open to the upstream (in use or idle)",
+    ["upstream"],
+)  # fmt: skip
+POOL_CONNECTS = Counter(
+    "snapline_gateway_upstream_connects_total", "REST connections opened to the upstream", ["upstream"]
+)
 POOL_LIMIT = Gauge("snapline_gateway_upstream_connections_limit", "Size of the REST pool", ["upstream"])
 POOL_WAITERS = Gauge(
     "snapline_gateway_upstream_waiters", "REST requests waiting for a pooled connection", ["upstream"]

@@ -12,6 +12,7 @@ from yarl import URL
 
 from services.gateway.auth import Handler, admitted
 from services.gateway.keys import PRINCIPAL, UPSTREAM_POOLS
+from services.gateway.upstreams import Timeout, Unreachable, UpstreamError, UpstreamResponse
 from shared.errors import ApiError, bad_request
 from shared.http import SETTINGS
 from shared.logging import get_logger
@@ -36,6 +37,7 @@ class _Limit:
         self.exceeded = False
 
     async def stream(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+        """The body's chunks; ValueError past the limit."""
         seen = 0
         async for chunk in content.iter_chunked(CHUNK):
             seen += len(chunk)
@@ -46,13 +48,18 @@ class _Limit:
 
 
 def upstream_url(request: web.Request, name: str) -> URL:
-    """The URL of service `name` for this request's path and query; dot segments are refused, not resolved."""
+    """The URL of service `name` for this request's path and query (the live splice connects to it)."""
     base = request.app[SETTINGS].upstreams.get(name)
     if not base:
         raise ApiError(503, "upstream_unconfigured", f"no URL is configured for the {name} service")
+    return URL(base.rstrip("/") + upstream_target(request), encoded=True)
+
+
+def upstream_target(request: web.Request) -> str:
+    """This request's encoded path and query, as sent upstream; dot segments are refused, not resolved."""
     if any(seg in (".", "..") for seg in request.rel_url.path.split("/")):
         raise bad_request("the path must not contain '.' or '..' segments")
-    return URL(base.rstrip("/") + request.rel_url.raw_path_qs, encoded=True)
+    return request.rel_url.raw_path_qs
 
 
 def upstream_headers(request: web.Request) -> dict[str, str]:
@@ -96,20 +103,23 @@ def proxy_to(name: str) -> Handler:
     """A handler forwarding to the upstream service `name` of `settings.upstreams`."""
 
     async def forward(request: web.Request) -> web.StreamResponse:
+        pool = request.app[UPSTREAM_POOLS].get(name)
+        if pool is None:
+            raise ApiError(503, "upstream_unconfigured", f"no URL is configured for the {name} service")
         limit = _Limit(request.app[SETTINGS].max_body_bytes)
         headers = upstream_headers(request)
-        url = upstream_url(request, name)
+        target = upstream_target(request)
+        body = _body(request, limit)
+        length = request.content_length if body is not None else None
         try:
             # The pooled connection is held until the body has been relayed; a wait for one is bounded.
-            async with request.app[UPSTREAM_POOLS][name].connection() as session, session.request(
-                request.method, url, headers=headers, data=_body(request, limit), allow_redirects=False,
-            ) as upstream:  # fmt: skip
+            async with pool.request(request.method, target, headers, body, length) as upstream:
                 return await _relay(request, upstream, name, headers["X-Request-ID"])
-        except aiohttp.ClientConnectorError as exc:
+        except Unreachable as exc:
             raise _unreachable(name, exc) from None
-        except TimeoutError:
+        except Timeout:
             raise _timed_out(name) from None
-        except aiohttp.ClientError as exc:
+        except (UpstreamError, ValueError) as exc:
             if limit.exceeded:
                 raise _too_large(limit.limit) from None
             log.warning("upstream_failed", upstream=name, error=f"{type(exc).__name__}: {exc}")
@@ -119,7 +129,7 @@ def proxy_to(name: str) -> Handler:
 
 
 async def _relay(
-    request: web.Request, upstream: aiohttp.ClientResponse, name: str, request_id: str
+    request: web.Request, upstream: UpstreamResponse, name: str, request_id: str
 ) -> web.StreamResponse:
     await admitted(request)  # a speculative read's gate decides before anything is relayed
     headers = CIMultiDict((h, upstream.headers[h]) for h in RESPONSE_HEADERS if h in upstream.headers)
@@ -130,7 +140,7 @@ async def _relay(
         # streaming machinery (measured: about a tenth of the gateway's CPU per request).
         try:
             body = await upstream.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except UpstreamError as exc:
             log.warning("upstream_broke_mid_body", upstream=name, error=f"{type(exc).__name__}: {exc}")
             raise ApiError(502, "bad_gateway", f"the {name} service broke off its answer") from None
         return web.Response(body=body, status=upstream.status, reason=upstream.reason, headers=headers)
@@ -139,11 +149,11 @@ async def _relay(
         response.content_length = upstream.content_length
     await response.prepare(request)
     try:
-        async for chunk in upstream.content.iter_chunked(CHUNK):
+        async for chunk in upstream.iter_chunks():
             await response.write(chunk)
     except ConnectionResetError:
         return response  # the client went away; nothing is left to tell it
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except UpstreamError as exc:
         # The status line is gone already: cut the connection so the client sees a broken body.
         log.warning("upstream_broke_mid_body", upstream=name, error=f"{type(exc).__name__}: {exc}")
         if request.transport is not None:

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway import accounts, keyset
 from services.gateway.app import create_app
 from services.gateway.keys import POSTGRES, REDIS, UPSTREAM_TIMEOUT
+from services.gateway.upstreams import Timeouts
 from shared.config import Settings
 from shared.db import migrate
 from tests.gateway.upstream import upstream_app
@@ -96,7 +97,7 @@ async def start_gateway(
         settings = make_settings("gateway", **{**urls, **env})
         app = create_app(settings)
         if read_timeout is not None:
-            app[UPSTREAM_TIMEOUT] = aiohttp.ClientTimeout(sock_connect=read_timeout, sock_read=read_timeout)
+            app[UPSTREAM_TIMEOUT] = Timeouts(read_timeout, read_timeout)
         client: Client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
