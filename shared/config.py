@@ -78,6 +78,10 @@ class Settings:
     # a second, and one Redis serves commands one at a time anyway, so more only queue there.
     redis_max_connections: int = 128
     redis_pool_timeout: float = 2.0  # seconds a command waits for a free connection
+    # Replies the gateway's pipelined gate connection (shared/redisline.py) awaits at once: one
+    # per request in its gate; 1024 is far above what the upstream pools let be in flight
+    # (64 per upstream) plus sign-ins, so a caller waits for a slot only when Redis has stalled.
+    redis_pipeline_max_pending: int = 1024
     database_pool_max: int = 0  # 0: each service's own default
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     log_level: str = "info"
@@ -197,6 +201,7 @@ class Settings:
             redis_url=env.get("REDIS_URL", cls.redis_url),
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 128),
             redis_pool_timeout=_float(env, "REDIS_POOL_TIMEOUT", 2.0),
+            redis_pipeline_max_pending=_int(env, "REDIS_PIPELINE_MAX_PENDING", 1024),
             database_pool_max=_int(env, "DATABASE_POOL_MAX", 0),
             kafka=KafkaSettings(
                 bootstrap=env.get("KAFKA_BOOTSTRAP", KafkaSettings.bootstrap),

@@ -33,6 +33,7 @@ from shared.config import Settings
 from shared.db import postgres_dependency
 from shared.http import SETTINGS, add_background, add_dependency, base_app
 from shared.logging import get_logger
+from shared.redisline import RedisLine
 
 log = get_logger(__name__)
 KEYS_CHECK_EVERY = 10.0  # seconds between checks of the key file (rotation) and key last-use flushes
@@ -94,7 +95,10 @@ def create_app(settings: Settings) -> web.Application:
     # Revocation reaches the cache through the keys' generation on every request; the TTL only
     # bounds how long an idle entry is kept.
     app[API_KEY_CACHE] = KeyCache(ttl=300.0)
-    app[RATE_LIMITER] = RateLimiter(app[REDIS], app[REDIS_PREFIX], settings.rate_limit_redis_budget)
+    # The gate script runs on every request: on a pipelined connection of its own (shared/redisline.py).
+    line = RedisLine(settings.redis_url, settings.service, "gate", settings.redis_pipeline_max_pending)
+    app[RATE_LIMITER] = RateLimiter(app[REDIS], app[REDIS_PREFIX], settings.rate_limit_redis_budget, line)
+    app.on_cleanup.append(lambda _: line.close())
     app[revocations.CLOSERS] = []
     app.on_response_prepare.append(add_rate_headers)
     add_background(app, "gateway-revocations", lambda: revocations.listen(app))

@@ -24,6 +24,7 @@ from redis.exceptions import NoScriptError, RedisError
 from shared.deps import Dependency, Unavailable
 from shared.errors import ApiError
 from shared.logging import get_logger
+from shared.redisline import RedisLine
 
 log = get_logger(__name__)
 RATE_LIMITED = Counter("snapline_gateway_rate_limited_total", "Requests refused by a rate limit", ["kind"])
@@ -156,8 +157,15 @@ def credit_key(limits: Sequence[Limit]) -> str:
 class RateLimiter:
     """Runs the gate script on the deployment's Redis under its key prefix."""
 
-    def __init__(self, redis: Dependency[aioredis.Redis], prefix: str, budget: float = 0.5) -> None:
+    def __init__(
+        self,
+        redis: Dependency[aioredis.Redis],
+        prefix: str,
+        budget: float = 0.5,
+        line: RedisLine | None = None,
+    ) -> None:
         self._redis = redis
+        self._line = line  # the gate's own pipelined connection; None: redis-py's pool
         self._prefix = prefix
         self.budget = budget  # seconds the gate may take before the request goes on without it
         self._warned_at = -math.inf
@@ -173,12 +181,18 @@ class RateLimiter:
         args: list[int] = [len(active)]
         for lim in active:
             args += [60_000, lim.per_minute, lim.cost]
-        redis = self._redis.get()
+        redis = self._redis.get()  # Unavailable while Redis is not connected
         async with asyncio.timeout(self.budget):
-            try:
-                out = await redis.evalsha(_SHA, len(keys), *keys, *args)
-            except NoScriptError:
-                out = await redis.eval(_GATE, len(keys), *keys, *args)
+            if self._line is not None:
+                try:
+                    out = await self._line.call("EVALSHA", _SHA, len(keys), *keys, *args)
+                except NoScriptError:
+                    out = await self._line.call("EVAL", _GATE, len(keys), *keys, *args)
+            else:
+                try:
+                    out = await redis.evalsha(_SHA, len(keys), *keys, *args)
+                except NoScriptError:
+                    out = await redis.eval(_GATE, len(keys), *keys, *args)
         allowed, limit, remaining, reset, retry, least = (int(v) for v in out[:6])
         refused = None
         if active and not allowed:
