@@ -8,11 +8,47 @@ from functools import cache
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from prometheus_client import Counter, Gauge, Histogram
 
 _configured = False
+
+
+class _Provider(TracerProvider):
+    """The SDK's provider, which records spans only once something will receive them.
+
+    With no exporter (TRACE_EXPORTER=none) a recorded span is built, timed and thrown away: about
+    a tenth of a millisecond per request in each service a request passes through. Until a span
+    processor is added, spans are sampled out: they still carry the trace context (ids, the
+    traceparent header, Kafka headers, the trace_id in log lines), but record nothing.
+    """
+
+    def __init__(self, resource: Resource) -> None:
+        self.recording = False
+        super().__init__(resource=resource, sampler=_WhenRecording(self))
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self.recording = True
+
+
+class _WhenRecording(Sampler):
+    """ParentBased(ALWAYS_ON) while the provider has a processor; otherwise every span is dropped."""
+
+    def __init__(self, provider: _Provider) -> None:
+        self._provider = provider
+        self._sampled = ParentBased(ALWAYS_ON)
+        self._dropped = SamplingResult(Decision.DROP)
+
+    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
+        if self._provider.recording:
+            return self._sampled.should_sample(*args, **kwargs)  # type: ignore[arg-type]
+        return self._dropped
+
+    def get_description(self) -> str:
+        return "ParentBased(ALWAYS_ON) once a span processor is installed, else DROP"
 
 
 def setup_tracing(service: str, exporter: str = "none") -> None:
@@ -20,7 +56,7 @@ def setup_tracing(service: str, exporter: str = "none") -> None:
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"snapline-{service}"}))
+    provider = _Provider(resource=Resource.create({"service.name": f"snapline-{service}"}))
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
