@@ -28,7 +28,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from shared.config import Settings
-from shared.deps import Dependency
+from shared.deps import Dependency, Unavailable
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -167,7 +167,8 @@ class AnswerCache:
                 self._outcomes["waited"].inc()
                 return body
         except Exception as exc:  # Redis down or failing: the answer comes from PostgreSQL alone
-            log.warning("answer_cache_unavailable", cache=self.name, error=f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, Unavailable):  # (a dependency known to be down logs that itself)
+                log.warning("answer_cache_unavailable", cache=self.name, error=f"{type(exc).__name__}: {exc}")
             self._outcomes["error"].inc()
             return await compute()
         self._outcomes["miss"].inc()

@@ -39,6 +39,7 @@ from shared.telemetry import (
 log = get_logger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 DEPENDENCIES = web.AppKey("dependencies", list)
+OPTIONAL_DEPENDENCIES = web.AppKey("optional_dependencies", set)  # names of those /readyz does not wait for
 # name -> a one-line description /readyz shows under "details" (a partial capability, not a failure)
 READY_DETAILS = web.AppKey("ready_details", dict)
 _encoder = msgspec.json.Encoder()
@@ -216,7 +217,8 @@ async def readyz(request: web.Request) -> web.Response:
     deps: list[Dependency[Any]] = request.app[DEPENDENCIES]
     results = await asyncio.gather(*(d.healthy() for d in deps))
     checks = {d.name: ("ok" if ok else err) for d, (ok, err) in zip(deps, results, strict=True)}
-    ready = all(ok for ok, _ in results)
+    optional = request.app[OPTIONAL_DEPENDENCIES]
+    ready = all(ok or d.name in optional for d, (ok, _) in zip(deps, results, strict=True))
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
     details = {name: describe() for name, describe in request.app[READY_DETAILS].items()}
     if details:
@@ -239,6 +241,7 @@ def base_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[DEPENDENCIES] = []
+    app[OPTIONAL_DEPENDENCIES] = set()
     app[READY_DETAILS] = {}
     app.on_response_prepare.append(end_socket_span)
     app.router.add_get("/healthz", healthz)
@@ -247,10 +250,18 @@ def base_app(settings: Settings) -> web.Application:
     return app
 
 
-def add_dependency(app: web.Application, key: web.AppKey[Any], dep: Dependency[Any]) -> None:
-    """Register `dep` under `key`: connected in the background, checked by /readyz, closed last."""
+def add_dependency(
+    app: web.Application, key: web.AppKey[Any], dep: Dependency[Any], required: bool = True
+) -> None:
+    """Register `dep` under `key`: connected in the background, checked by /readyz, closed last.
+
+    `required=False`: the service answers correctly without it (say, a cache's shared tier), so
+    /readyz reports its state but stays ready while it is down.
+    """
     app[key] = dep
     app[DEPENDENCIES].append(dep)
+    if not required:
+        app[OPTIONAL_DEPENDENCIES].add(dep.name)
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         dep.start()

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from services.query.cache import open_cache
 from services.query.consumer import batch_handler
-from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES
+from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES, REDIS
 from services.query.projection import SWAP_LOCK, Projector
 from services.query.routes import setup_routes
 from services.query.values import keep_valued
+from shared.cache import redis_dependency
 from shared.config import Settings
 from shared.db import postgres_dependency
 from shared.epwp import ModelFile
@@ -23,7 +24,9 @@ def create_app(settings: Settings) -> web.Application:
     app = base_app(settings)
     add_dependency(app, POSTGRES, postgres_dependency(settings, migrations="services.query"))
     add_dependency(app, DEAD_LETTER, producer_dependency(settings))
-    app[CACHE] = open_cache(settings)
+    # Redis holds only the answers' shared tier: query stays ready (and correct) without it.
+    add_dependency(app, REDIS, redis_dependency(settings), required=False)
+    app[CACHE] = open_cache(settings, redis=app[REDIS])
     models = ModelFile(settings.model_path)
     models.refresh()
     app[READY_DETAILS]["epwp_model"] = models.detail

@@ -2,8 +2,10 @@
 
 An answer reads its games (`game:<id>`), else its seasons (`season:<year>`), else `all`. The
 projector raises, in each batch's transaction, the generations of the games, seasons and teams
-(`team:<code>`) the batch wrote and of `all`, in `read_generations`. The query service has no
-Redis: its answers are kept in process only (each instance computes an answer once).
+(`team:<code>`) the batch wrote and of `all`, in `read_generations`. Answers are kept in process
+and, when Redis is reachable, in its shared tier, so that of several query instances one computes
+an answer and the others use it (a short lock while it does); Redis is optional for the query
+service: without it each instance computes an answer once.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ import asyncpg
 from shared import answers
 from shared.answers import AnswerCache, cache_key
 from shared.config import Settings
+from shared.deps import Dependency
 
 GENERATIONS = "read_generations"
 __all__ = ["GENERATIONS", "AnswerCache", "batch_tags", "bump", "cache_key", "open_cache"]
 
 
-def open_cache(settings: Settings) -> AnswerCache:
+def open_cache(settings: Settings, redis: Dependency[Any] | None = None) -> AnswerCache:
     return AnswerCache("query", GENERATIONS, settings.answer_cache_entries, settings.answer_cache_bytes,
-                       settings.answer_cache_entry_bytes)  # fmt: skip
+                       settings.answer_cache_entry_bytes, redis=redis,
+                       redis_prefix=settings.kafka.topic_prefix)  # fmt: skip
 
 
 def batch_tags(games: Iterable[Any]) -> list[str]:

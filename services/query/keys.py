@@ -12,4 +12,5 @@ from shared.deps import Dependency
 POSTGRES: web.AppKey[Dependency[Any]] = web.AppKey("postgres", Dependency)
 CONSUMER: web.AppKey[Dependency[Any]] = web.AppKey("consumer", Dependency)
 DEAD_LETTER: web.AppKey[Dependency[Any]] = web.AppKey("dead_letter", Dependency)
+REDIS: web.AppKey[Dependency[Any]] = web.AppKey("redis", Dependency)  # the answers' shared tier (optional)
 CACHE: web.AppKey[AnswerCache] = web.AppKey("cache", AnswerCache)

@@ -148,3 +148,58 @@ async def test_no_entries_turns_the_cache_off() -> None:
     pool: Any = None  # never asked for generations
     assert [await cache.get(pool, "k", ["all"], compute) for _ in range(3)] == [b"{}"] * 3
     assert calls == 3 and len(cache) == 0
+
+
+async def test_instances_share_answers_one_computes_while_the_others_wait(
+    query: TestClient[Any, Any], topics: Any, make_settings: Callable[..., Any], database_url: str
+) -> None:
+    """Two query instances (same database, same Redis prefix): 25 concurrent misses at each, one
+    computation in all; a later batch makes both compute afresh, never reuse the old answer."""
+    from services.query.app import create_app
+    from tests.servers import ServiceServer
+
+    other_app = create_app(make_settings("query", DATABASE_URL=database_url))
+    other: TestClient[Any, Any] = TestClient(ServiceServer(other_app))
+    await other.start_server()
+    try:
+        await asyncio.wait_for(other_app[POSTGRES].wait(), 30)
+        g, projector = game(), _projector(query)
+        await projector.apply([recorded(g, play(play_id=str(i), sequence=i)) for i in range(1, 31)])
+        path = "/v1/plays?season=2019&limit=200"
+        before = {o: _count(o) for o in ("miss", "shared_hit", "waited", "hit", "coalesced")}
+        answers = await asyncio.gather(*(_json(c, path) for c in (query, other) for _ in range(25)))
+        assert all(a == answers[0] for a in answers) and len(answers[0]["items"]) == 30
+        counts = {o: _count(o) - v for o, v in before.items()}
+        assert counts["miss"] == 1, counts  # one computation across both instances
+        assert counts["shared_hit"] + counts["waited"] == 1, counts  # the other instance's one fill
+        assert counts["hit"] + counts["coalesced"] == 48, counts
+        await projector.apply([corrected(g, play(play_id="1", sequence=1, yards_gained=41), revision=2)])
+        fresh = await _json(other, path)
+        assert len(fresh["items"]) == 30, fresh
+        assert sorted(p["yards_gained"] for p in fresh["items"])[-1] == 41, fresh["items"][0]
+    finally:
+        await other.close()
+
+
+async def test_query_answers_without_redis_and_stays_ready(
+    topics: Any, make_settings: Callable[..., Any], database_url: str
+) -> None:
+    from services.query.app import create_app
+    from tests.servers import ServiceServer
+
+    app = create_app(make_settings("query", DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0"))
+    client: TestClient[Any, Any] = TestClient(ServiceServer(app))
+    await client.start_server()
+    try:
+        await asyncio.wait_for(app[POSTGRES].wait(), 30)
+        g = game()
+        await _projector(client).apply([recorded(g, play(yards_gained=9))])
+        errors = _count("error")
+        assert (await _json(client, f"/v1/plays?game_id={g.game_id}"))["items"][0]["yards_gained"] == 9
+        assert _count("error") == errors + 1  # computed here, Redis being away
+        ready = await client.get("/readyz")
+        body = await ready.json()
+        assert ready.status == 200 and body["status"] == "ready", body
+        assert body["checks"]["redis"] != "ok" and body["checks"]["postgres"] == "ok"
+    finally:
+        await client.close()
