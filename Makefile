@@ -8,11 +8,12 @@ LOCAL := .local
 STAMP := $(VENV)/.installed
 SAMPLE_GAME ?= 2019090800
 
-.PHONY: help up model down status test chaos fuzz lint format bench infra infra-down services services-down data sample venv browser clean
+.PHONY: help up obs obs-down model down status test chaos fuzz lint format bench infra infra-down services services-down data sample venv browser clean
 
 help:
 	@echo "make up      set up what is missing, start infrastructure + five services, load a real game"
 	@echo "make test    the same set-up, then the whole test suite"
+	@echo "make obs     Prometheus on 127.0.0.1:19090 scraping the services, with the alert rules (or make up OBS=1)"
 	@echo "make down    stop everything 'make up' started (by pid files)"
 	@echo "make status  what is running"
 	@echo "make chaos   kill -9 each component during a real season import; lost/doubled table"
@@ -50,9 +51,17 @@ model: data
 	@bash deploy/local/model.sh
 
 up: sample model
+	@if [ "$(OBS)" = 1 ]; then bash deploy/local/obs.sh start; fi
 	@bash deploy/local/sample.sh --banner
 
-down: services-down infra-down
+# Prometheus scraping the five services, with the alert rules of deploy/observability/ (or: make up OBS=1).
+obs: services
+	@bash deploy/local/obs.sh start
+
+obs-down:
+	@bash deploy/local/obs.sh stop
+
+down: obs-down services-down infra-down
 
 services-down:
 	@bash deploy/local/services.sh stop

@@ -41,6 +41,9 @@ REQUESTS = Counter(
 )
 ENTRIES = Gauge("snapline_answer_cache_entries", "Answers kept in process", ["cache"])
 BYTES = Gauge("snapline_answer_cache_bytes", "Bytes of the answers kept in process", ["cache"])
+BYTES_LIMIT = Gauge(
+    "snapline_answer_cache_bytes_limit", "The bound on the bytes of answers kept in process", ["cache"]
+)
 EVICTIONS = Counter(
     "snapline_answer_cache_evictions_total", "Answers dropped to stay within the bounds", ["cache"]
 )
@@ -118,6 +121,7 @@ class AnswerCache:
         self._outcomes = {o: REQUESTS.labels(name, o) for o in OUTCOMES}
         self._entries_gauge = ENTRIES.labels(name)
         self._bytes_gauge = BYTES.labels(name)
+        BYTES_LIMIT.labels(name).set(max_bytes)
         self._evictions = EVICTIONS.labels(name)
 
     def __repr__(self) -> str:
