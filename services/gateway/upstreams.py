@@ -392,6 +392,9 @@ class UpstreamPool:
                 # The upstream closed this idle connection as it was reused: once more on a new one.
                 conn.close()
                 conn = None
+            except BaseException:
+                conn.close()  # a timeout or a cancellation: the connection is mid-answer, never reused
+                raise
         if conn is None:
             conn = await self._connect()
         try:

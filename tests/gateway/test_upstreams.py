@@ -183,6 +183,29 @@ async def test_an_answer_delimited_by_the_connections_end_is_complete(raw_server
         await pool.close()
 
 
+async def test_a_timeout_on_a_reused_connection_closes_it(raw_server, unique: str) -> None:  # type: ignore[no-untyped-def]
+    async def serve(head: bytes) -> tuple[bytes, bool] | None:
+        if head.startswith(b"GET /slow"):
+            await asyncio.sleep(30)
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False
+
+    name = f"timeout-{unique}"
+    pool = _pool(await raw_server(serve), name, read=0.2)
+    open_now = lambda: REGISTRY.get_sample_value(  # noqa: E731
+        "snapline_gateway_upstream_connections_open", {"upstream": name}
+    )
+    try:
+        assert await _get(pool, "/first") == (200, b"ok")
+        with pytest.raises(Timeout):
+            await _get(pool, "/slow")  # on the kept connection
+        await asyncio.sleep(0.05)
+        assert open_now() == 0  # closed, not left waiting for its answer
+        assert await _get(pool, "/after") == (200, b"ok")
+        assert _connects(name) == 2
+    finally:
+        await pool.close()
+
+
 async def test_refused_silent_and_injected_requests(raw_server, unique: str) -> None:  # type: ignore[no-untyped-def]
     refused = _pool("http://127.0.0.1:1", f"refused-{unique}")
     with pytest.raises(Unreachable):
