@@ -158,14 +158,10 @@ class RateLimiter:
     """Runs the gate script on the deployment's Redis under its key prefix."""
 
     def __init__(
-        self,
-        redis: Dependency[aioredis.Redis],
-        prefix: str,
-        budget: float = 0.5,
-        line: RedisLine | None = None,
+        self, redis: Dependency[aioredis.Redis], prefix: str, budget: float, line: RedisLine
     ) -> None:
-        self._redis = redis
-        self._line = line  # the gate's own pipelined connection; None: redis-py's pool
+        self._redis = redis  # its state says whether Redis is up; the script goes over `line`
+        self._line = line  # the gate's own pipelined connection
         self._prefix = prefix
         self.budget = budget  # seconds the gate may take before the request goes on without it
         self._warned_at = -math.inf
@@ -181,18 +177,12 @@ class RateLimiter:
         args: list[int] = [len(active)]
         for lim in active:
             args += [60_000, lim.per_minute, lim.cost]
-        redis = self._redis.get()  # Unavailable while Redis is not connected
+        self._redis.get()  # Unavailable while Redis is not connected: no attempt at all
         async with asyncio.timeout(self.budget):
-            if self._line is not None:
-                try:
-                    out = await self._line.call("EVALSHA", _SHA, len(keys), *keys, *args)
-                except NoScriptError:
-                    out = await self._line.call("EVAL", _GATE, len(keys), *keys, *args)
-            else:
-                try:
-                    out = await redis.evalsha(_SHA, len(keys), *keys, *args)
-                except NoScriptError:
-                    out = await redis.eval(_GATE, len(keys), *keys, *args)
+            try:
+                out = await self._line.call("EVALSHA", _SHA, len(keys), *keys, *args)
+            except NoScriptError:
+                out = await self._line.call("EVAL", _GATE, len(keys), *keys, *args)
         allowed, limit, remaining, reset, retry, least = (int(v) for v in out[:6])
         refused = None
         if active and not allowed:
