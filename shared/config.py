@@ -94,9 +94,9 @@ class Settings:
     # The asyncio event loop: "uvloop" (libuv; its transports and call scheduling take about a
     # third of the gateway's own time per proxied request off) or "asyncio" (the standard loop).
     event_loop: str = "uvloop"
-    # A full collector pass at least this long that frees nothing moves the survivors out of later
-    # passes (gc.freeze; 0 turns it off); they are returned every GC_THAW_SECONDS (shared/http.py).
-    gc_freeze_pause: float = 0.05
+    # Every GC_FREEZE_SECONDS a young collector pass, then the survivors leave later passes
+    # (gc.freeze; 0 turns it off); they are returned every GC_THAW_SECONDS (shared/http.py).
+    gc_freeze_seconds: float = 1.0
     gc_thaw_seconds: float = 600.0
     max_body_bytes: int = 64 * 1024 * 1024
     # HTTP input limits (parser limits answer in the JSON error format; see shared/server.py).
@@ -214,7 +214,7 @@ class Settings:
             shutdown_timeout=_float(env, "SHUTDOWN_TIMEOUT", 15.0),
             reuse_port=_bool(env, "REUSE_PORT"),
             event_loop=_event_loop(env.get("EVENT_LOOP", "uvloop")),
-            gc_freeze_pause=_float(env, "GC_FREEZE_PAUSE", 0.05),
+            gc_freeze_seconds=_float(env, "GC_FREEZE_SECONDS", 1.0),
             gc_thaw_seconds=_float(env, "GC_THAW_SECONDS", 600.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024 * 1024),
             max_line_bytes=_int(env, "MAX_LINE_BYTES", 8 * 1024),

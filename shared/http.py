@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from shared.config import Settings
 from shared.deps import Dependency, Unavailable
@@ -309,9 +309,16 @@ GC_PAUSE = Histogram(
     ["generation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
-GC_FROZEN = Gauge(
-    "snapline_gc_frozen_objects",
-    "Objects in the collector's permanent generation (gc.freeze), when last changed",
+GC_FREEZES = Counter(
+    "snapline_gc_freezes_total",
+    "Young passes after which every surviving object was moved out of later passes (gc.freeze)",
+)
+GC_THAWS = Counter(
+    "snapline_gc_thaws_total", "Frozen objects returned to the collector, each followed by one full pass"
+)
+GC_THAW_COLLECTED = Gauge(
+    "snapline_gc_thaw_collected_objects",
+    "Objects the full pass after the last thaw freed (garbage cycles that were frozen)",
 )
 GC_PAUSE_WARN = 0.1  # seconds: a pause this long is logged
 
@@ -320,20 +327,23 @@ class CollectorWatch:
     """Times every pass of the cyclic collector (a metric; a log line for a long one) and keeps
     long-lived objects out of full passes.
 
-    A process holding 10,000 WebSocket viewers has millions of tracked objects that live as long as
-    the connections; a full pass over them took up to 1.2 s in live (and 0.17 s at a gateway)
-    while finding nothing to free, and every message waited behind it. After such a pass
-    (at least `freeze_pause` seconds, nothing collected) the survivors are moved to the permanent
-    generation (gc.freeze), so later passes scan only what is new. Every `thaw_seconds` they are
-    returned (gc.unfreeze), so that cycles among them that have become garbage since (a
-    disconnected viewer's) are freed by a later full pass: a bounded delay, not a leak.
+    A process holding 10,000 WebSocket viewers tracks a million objects that live as long as the
+    connections, and every ping, pong and message replaces a few per connection (timers, futures,
+    the receive coroutine's frame). Those replacements survive the young passes, so they pile up in
+    the oldest generation and trigger a full pass every 20-50 s; one such pass over the unfrozen
+    remainder took 0.1-0.4 s in live (up to 1.2 s over everything), found nothing, and held every
+    message up. So every `freeze_seconds` a young pass runs (young garbage cycles are freed), then
+    every survivor is moved to the permanent generation (gc.freeze, which moves lists: no walk);
+    the oldest generation stays nearly empty and full passes stay short. Frozen objects are still
+    freed by reference counting; only a garbage cycle among them waits for the thaw: every
+    `thaw_seconds` they are returned (gc.unfreeze) and one full pass frees such cycles (a bounded
+    delay, not a leak; the pass is timed like any other).
     """
 
-    def __init__(self, freeze_pause: float, thaw_seconds: float) -> None:
-        self.freeze_pause = freeze_pause
+    def __init__(self, freeze_seconds: float, thaw_seconds: float) -> None:
+        self.freeze_seconds = freeze_seconds
         self.thaw_seconds = thaw_seconds
         self._started = 0.0
-        self.freeze_wanted = False
 
     def callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -346,25 +356,32 @@ class CollectorWatch:
             log.warning(
                 "gc_pause", generation=generation, seconds=round(took, 3), collected=info["collected"]
             )
-        if self.freeze_pause and generation == 2 and took >= self.freeze_pause and info["collected"] == 0:
-            self.freeze_wanted = True  # not from inside the collector: the task below does it
+
+    def freeze(self) -> None:
+        gc.collect(1)
+        gc.freeze()
+        GC_FREEZES.inc()
+
+    def thaw(self) -> int:
+        """Return the frozen objects and run the full pass that frees garbage cycles among them."""
+        started = time.perf_counter()
+        gc.unfreeze()
+        collected = gc.collect()
+        GC_THAWS.inc()
+        GC_THAW_COLLECTED.set(collected)
+        log.info("gc_thawed", collected=collected, seconds=round(time.perf_counter() - started, 3))
+        return collected
 
     async def run(self) -> None:
+        if not self.freeze_seconds:
+            return
         thawed = time.monotonic()
         while True:
-            await asyncio.sleep(1.0)
-            # gc.get_freeze_count() walks the permanent generation (millions of objects, ~0.1 s):
-            # it is read only when the generation changes, never on a timer.
-            if self.freeze_wanted:
-                self.freeze_wanted = False
-                gc.freeze()
-                frozen = gc.get_freeze_count()
-                GC_FROZEN.set(frozen)
-                log.info("gc_frozen", objects=frozen)
+            await asyncio.sleep(self.freeze_seconds)
             if self.thaw_seconds and time.monotonic() - thawed >= self.thaw_seconds:
                 thawed = time.monotonic()
-                gc.unfreeze()
-                GC_FROZEN.set(0)
+                self.thaw()
+            self.freeze()
 
 
 def serve(app: web.Application, settings: Settings) -> None:
@@ -388,7 +405,7 @@ async def _serve(app: web.Application, settings: Settings) -> None:
     log.info(
         "starting", host=settings.host, port=settings.port, event_loop=type(loop).__module__.split(".")[0]
     )
-    watch = CollectorWatch(settings.gc_freeze_pause, settings.gc_thaw_seconds)
+    watch = CollectorWatch(settings.gc_freeze_seconds, settings.gc_thaw_seconds)
     gc.callbacks.append(watch.callback)
     collector = asyncio.create_task(watch.run(), name="gc-watch")
     runner = Runner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout)

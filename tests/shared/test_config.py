@@ -17,25 +17,42 @@ def test_an_unknown_event_loop_is_refused_by_name() -> None:
         Settings.from_env("query", {"EVENT_LOOP": "trio"})
 
 
-def test_a_long_empty_full_collection_asks_for_a_freeze_and_is_counted() -> None:
+def test_every_pass_is_timed_by_generation() -> None:
     from prometheus_client import REGISTRY
 
     from shared.http import CollectorWatch
 
-    def passes(watch: CollectorWatch, generation: int, seconds: float, collected: int) -> None:
-        watch.callback("start", {"generation": generation})
-        watch._started -= seconds  # a pass that took `seconds`
-        watch.callback("stop", {"generation": generation, "collected": collected})
+    def count(generation: str) -> float:
+        return REGISTRY.get_sample_value("snapline_gc_pause_seconds_count", {"generation": generation}) or 0.0
 
-    before = REGISTRY.get_sample_value("snapline_gc_pause_seconds_count", {"generation": "2"}) or 0.0
-    watch = CollectorWatch(freeze_pause=0.05, thaw_seconds=600)
-    passes(watch, 2, 0.01, 0)
-    passes(watch, 2, 0.2, 50)  # it freed something: the heap is not just long-lived objects
-    passes(watch, 1, 0.2, 0)
-    assert not watch.freeze_wanted
-    passes(watch, 2, 0.2, 0)
-    assert watch.freeze_wanted
-    assert REGISTRY.get_sample_value("snapline_gc_pause_seconds_count", {"generation": "2"}) == before + 3
-    off = CollectorWatch(freeze_pause=0, thaw_seconds=600)
-    passes(off, 2, 1.0, 0)
-    assert not off.freeze_wanted
+    watch = CollectorWatch(freeze_seconds=1.0, thaw_seconds=600)
+    before = count("2"), count("0")
+    for generation in (2, 2, 0):
+        watch.callback("start", {"generation": generation})
+        watch.callback("stop", {"generation": generation, "collected": 0})
+    assert (count("2"), count("0")) == (before[0] + 2, before[1] + 1)
+
+
+def test_frozen_objects_leave_full_passes_until_a_thaw_frees_their_cycles() -> None:
+    import gc
+    import weakref
+
+    from shared.http import CollectorWatch
+
+    class Node:
+        other: Node
+
+    watch = CollectorWatch(freeze_seconds=1.0, thaw_seconds=600)
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a garbage cycle once the names go: only the cyclic collector frees it
+    gone = weakref.ref(a)
+    try:
+        watch.freeze()
+        assert gc.get_freeze_count() > 0
+        del a, b
+        gc.collect()
+        assert gone() is not None  # frozen: full passes do not look at it
+        assert watch.thaw() >= 2
+        assert gone() is None and gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
