@@ -37,6 +37,17 @@ class Live:
     frame: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive messages of one game (seqs `first`, `first` + 1, ...) that arrived together (a play
+    and the `score` and `game_state` it moved): an up-to-date socket takes their frames in one write."""
+
+    game_id: str
+    first: int
+    count: int
+    frames: bytes
+
+
 def text_frame(text: str) -> bytes:
     """An unmasked, uncompressed, final WebSocket text frame (RFC 6455 5.2), built once per message."""
     payload = text.encode()
@@ -112,9 +123,19 @@ class Client:
         self._last[item.game_id] = item.seq
         return True
 
-    def write_frame_now(self, frame: bytes) -> bool:
-        """Write a pre-built frame straight to the socket when nothing is queued before it and the
-        socket is not behind; False: offer the message instead."""
+    def write_run_now(self, run: Run) -> bool:
+        """Write a run of a game's consecutive messages as one write (their frames joined), when the
+        run starts right after the last sent and the socket takes direct writes. False: offer them."""
+        if self._last.get(run.game_id, -1) + 1 != run.first:
+            return False
+        if not self.write_frame_now(run.frames, run.count):
+            return False
+        self._last[run.game_id] = run.first + run.count - 1
+        return True
+
+    def write_frame_now(self, frame: bytes, count: int = 1) -> bool:
+        """Write pre-built frames (`count` messages) straight to the socket when nothing is queued
+        before them and the socket is not behind; False: offer the messages instead."""
         transport = self._transport
         if (
             transport is None
@@ -125,7 +146,7 @@ class Client:
         ):
             return False
         transport.write(frame)
-        self.sent += 1
+        self.sent += count
         return True
 
     def offer(self, item: Outgoing) -> bool:

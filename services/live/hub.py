@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from services.live.client import Client, History, Live, Outgoing, Sync, text_frame
+from services.live.client import Client, History, Live, Outgoing, Run, Sync, text_frame
 from services.live.metrics import (
     CLIENTS,
     DIRECT_WRITES,
@@ -98,13 +98,29 @@ class Hub:
 
     def publish(self, game_id: str, seq: int, text: str) -> None:
         """Queue a sequenced message for every follower of its game."""
-        item = Live(game_id, seq, text, text_frame(text))
+        self.publish_run(game_id, [Live(game_id, seq, text, text_frame(text))])
+
+    def publish_run(self, game_id: str, items: list[Live]) -> None:
+        """Send a game's messages, in the order they were published, to every follower. When their
+        seqs are consecutive, an up-to-date socket gets all of them in one write (one system call
+        here, one read and one write at the gateway) instead of one write each."""
+        followers = self._followers.get(game_id)
+        if not followers:
+            return
+        first = items[0].seq
+        run = None
+        if len(items) > 1 and all(item.seq == first + i for i, item in enumerate(items)):
+            run = Run(game_id, first, len(items), b"".join(item.frame for item in items))
         direct = 0
-        for client in list(self._followers.get(game_id, ())):
-            if client.write_now(item):
-                direct += 1
-            else:
-                self.send(client, item)
+        for client in list(followers):
+            if run is not None and client.write_run_now(run):
+                direct += run.count
+                continue
+            for item in items:  # once one is queued, write_now refuses the rest: they queue behind it
+                if client.write_now(item):
+                    direct += 1
+                else:
+                    self.send(client, item)
         if direct:
             MESSAGES_SENT.inc(direct)
             DIRECT_WRITES.inc(direct)

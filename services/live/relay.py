@@ -7,6 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.live.client import Live, text_frame
 from services.live.hub import Hub
 from services.live.messages import head_decoder, heartbeat
 from services.live.sequencer import Sequencer
@@ -45,17 +46,38 @@ async def relay(redis: Dependency[aioredis.Redis], sequencer: Sequencer, hub: Hu
                 await asyncio.sleep(0.05)
                 continue
             message = await pubsub.get_message(timeout=0.05)
-            if message is None or message["type"] != "message":
+            if message is None:
                 continue
-            data: bytes = message["data"]
-            head = head_decoder.decode(data)
-            if message["channel"] == league:
-                hub.publish_league(head.game_id, data.decode())
-            else:
-                hub.publish(head.game_id, head.seq, data.decode())
-            # A burst can sit in one read buffer; yielding lets writers drain between messages,
+            # What else has already arrived goes with it (a play and its `score` and `game_state`
+            # are published by one script call and arrive together): one write per socket for them.
+            batch = [message]
+            while len(batch) < RELAY_BATCH and (more := await pubsub.get_message(timeout=0.0)) is not None:
+                batch.append(more)
+            deliver(hub, league, batch)
+            # A burst can sit in one read buffer; yielding lets writers drain between batches,
             # so only clients that really fall behind fill their queues.
             await asyncio.sleep(0)
+
+
+RELAY_BATCH = 256  # pub/sub messages taken from one read buffer before they are sent on
+
+
+def deliver(hub: Hub, league: bytes, batch: list[dict[str, Any]]) -> None:
+    """Send a batch of pub/sub messages on: each game's sequenced messages as one run (in the order
+    they were published), each league message to the league channel's followers."""
+    runs: dict[str, list[Live]] = {}
+    for message in batch:
+        if message["type"] != "message":
+            continue
+        data: bytes = message["data"]
+        head = head_decoder.decode(data)
+        text = data.decode()
+        if message["channel"] == league:
+            hub.publish_league(head.game_id, text)
+        else:
+            runs.setdefault(head.game_id, []).append(Live(head.game_id, head.seq, text, text_frame(text)))
+    for game_id, items in runs.items():
+        hub.publish_run(game_id, items)
 
 
 async def _resubscribe(pubsub: Any, sequencer: Sequencer, add: set[str], drop: set[str]) -> None:

@@ -107,3 +107,46 @@ async def test_a_message_offered_while_the_writer_drains_is_sent_after_the_other
     await until(lambda: len(ws.sent) == 3)
     assert ws.sent == ["first", "second", "third"]
     await hub.close_all(1001, "going away")
+
+
+class FakeTransport:
+    """Records what a direct write puts on the socket."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_a_run_of_consecutive_messages_is_one_write_and_a_socket_mid_run_gets_the_rest_once() -> None:
+    from services.live.client import Live, text_frame
+
+    hub = Hub(no_history, queue_size=16)
+    sockets = {name: (FakeSocket(), FakeTransport()) for name in ("fresh", "ahead")}
+    clients = {name: hub.connect(ws, name, transport) for name, (ws, transport) in sockets.items()}  # type: ignore[arg-type]
+    for name, after in (("fresh", 0), ("ahead", 1)):  # "ahead" already has seq 1 (from its history)
+        hub.follow(clients[name], ["G"])
+        hub.send(clients[name], Sync("G", after))
+    await until(lambda: all(client.depth == 0 for client in clients.values()))
+
+    run = [Live("G", seq, f"m{seq}", text_frame(f"m{seq}")) for seq in (1, 2, 3)]
+    hub.publish_run("G", run)
+    await until(lambda: len(sockets["ahead"][0].sent) == 2)
+
+    fresh_ws, fresh_transport = sockets["fresh"]
+    assert fresh_transport.writes == [b"".join(item.frame for item in run)] and fresh_ws.sent == []
+    assert clients["fresh"].sent == 3
+    ahead_ws, ahead_transport = sockets["ahead"]
+    assert ahead_ws.sent == ["m2", "m3"] and ahead_transport.writes == []
+
+    hub.publish("G", 4, "m4")  # both are up to date now: a direct write each
+    await until(lambda: len(fresh_transport.writes) == 2 and len(ahead_transport.writes) == 1)
+    assert fresh_transport.writes[1] == ahead_transport.writes[0] == text_frame("m4")
+    await hub.close_all(1001, "going away")
