@@ -15,6 +15,7 @@ from services.live.metrics import (
     QUEUE_DEPTH,
     QUEUE_DEPTH_MAX,
     SLOW_DISCONNECTS,
+    SOCKET_WRITES,
 )
 from services.live.sequencer import LEAGUE
 from shared.logging import get_logger
@@ -111,19 +112,22 @@ class Hub:
         run = None
         if len(items) > 1 and all(item.seq == first + i for i, item in enumerate(items)):
             run = Run(game_id, first, len(items), b"".join(item.frame for item in items))
-        direct = 0
+        direct = writes = 0
         for client in list(followers):
             if run is not None and client.write_run_now(run):
                 direct += run.count
+                writes += 1
                 continue
             for item in items:  # once one is queued, write_now refuses the rest: they queue behind it
                 if client.write_now(item):
                     direct += 1
+                    writes += 1
                 else:
                     self.send(client, item)
         if direct:
             MESSAGES_SENT.inc(direct)
             DIRECT_WRITES.inc(direct)
+            SOCKET_WRITES.inc(writes)
 
     def publish_league(self, game_id: str, text: str) -> None:
         """Queue a game's `score` or `game_state` for the league channel's followers, except those
@@ -150,6 +154,7 @@ class Hub:
         if direct:
             MESSAGES_SENT.inc(direct)
             DIRECT_WRITES.inc(direct)
+            SOCKET_WRITES.inc(direct)
 
     def sample_depths(self) -> None:
         depths = [client.depth for client in self._clients]

@@ -6,6 +6,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 CLIENTS = Gauge("snapline_live_clients", "Connected WebSocket clients")
 MESSAGES_SENT = Counter("snapline_live_messages_sent_total", "Messages written to WebSocket clients")
+SOCKET_WRITES = Counter(
+    "snapline_live_socket_writes_total",
+    "Direct writes to sockets (one carries a run of a game's consecutive messages that arrived together)",
+)
 DIRECT_WRITES = Counter(
     "snapline_live_direct_writes_total",
     "Of those, messages written straight to an up-to-date socket (one frame built per message, no writer task)",
