@@ -41,7 +41,11 @@ def create_app(settings: Settings, options: LiveOptions | None = None) -> web.Ap
     loop = plays_loop(settings, sequencer, app[PRODUCER], values)
     add_consumer(app, CONSUMER, loop, settings)
     add_background(app, "live-relay", lambda: relay(app[REDIS], sequencer, hub))
-    add_background(app, "live-heartbeat", lambda: heartbeats(hub, options.heartbeat_seconds))
+    add_background(
+        app,
+        "live-heartbeat",
+        lambda: heartbeats(hub, options.heartbeat_seconds, options.ping_every_heartbeats),
+    )
     add_background(app, "epwp-model", lambda: keep_fresh(models, settings.model_reload_seconds))
     app.on_shutdown.append(_going_away)
     setup_routes(app)

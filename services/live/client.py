@@ -79,23 +79,33 @@ class Drop:
     game_id: str
 
 
-Outgoing = Live | Sync | Drop | str  # a str is an unsequenced message sent as is
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A WebSocket ping (its pong tells that the viewer is still there)."""
+
+
+PING = Ping()
+PING_FRAME = b"\x89\x00"  # an unmasked, empty, final ping frame (RFC 6455 5.5.2)
+Outgoing = Live | Sync | Drop | Ping | str  # a str is an unsequenced message sent as is
 
 
 class Client:
     """A connected client; only its writer task touches the per-game last seq."""
 
-    __slots__ = ("_broken", "_history", "_last", "_limit", "_outbox", "_transport", "_writer", "games", "id",
-                 "peer", "sent", "ws")  # fmt: skip
+    __slots__ = ("_broken", "_history", "_last", "_limit", "_outbox", "_socket", "_transport", "_writer", "games",
+                 "id", "peer", "seen", "sent", "ws")  # fmt: skip
 
     def __init__(
         self, ws: web.WebSocketResponse, history: History, queue_size: int, peer: str,
-        transport: asyncio.Transport | None = None,
+        transport: asyncio.Transport | None = None, socket: asyncio.Transport | None = None,
     ) -> None:  # fmt: skip
         self.id = next(_ids)
         self.ws = ws
         # The socket's transport when messages may be written to it directly (no compression).
         self._transport = transport
+        self._socket = socket if socket is not None else transport  # to abort a viewer that went silent
+        # When the viewer last sent a frame (a pong, an op; loop time): the keep-alive's evidence.
+        self.seen = asyncio.get_running_loop().time()
         self.peer = peer
         self.games: set[str] = set()
         self.sent = 0
@@ -163,6 +173,12 @@ class Client:
             self._writer = asyncio.create_task(self._write_loop(), name=f"live-client-{self.id}")
         return True
 
+    def abort(self) -> None:
+        """Drop the connection at once (a viewer that stopped answering pings: no close handshake
+        to wait for); its receive loop then ends and cleans up."""
+        if self._socket is not None:
+            self._socket.abort()
+
     async def stop(self) -> None:
         """Cancel the writer, if one runs, and wait for it."""
         writer = self._writer
@@ -215,6 +231,8 @@ class Client:
                 await self._sync(item)
             case Drop(game_id):
                 self._last.pop(game_id, None)
+            case Ping():
+                await self.ws.ping()
 
     async def _sync(self, item: Sync) -> None:
         if item.after_seq is not None:

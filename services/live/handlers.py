@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from importlib import resources
 
@@ -23,7 +24,6 @@ PAGE_CSP = (
 MAX_CLIENT_MESSAGE = 64 * 1024  # an op is under 10 KB (64 game ids): larger is answered, then closed
 # What aiohttp reads of one message before closing with 1009 itself (and without an answer).
 READ_LIMIT = 4 * MAX_CLIENT_MESSAGE
-PING_SECONDS = 30.0
 
 
 async def live_socket(request: web.Request) -> web.WebSocketResponse:
@@ -32,16 +32,25 @@ async def live_socket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     # permessage-deflate keeps a compressor per socket (~100 KB); off unless LIVE_WS_COMPRESS is set.
     compress = request.app[SETTINGS].live_ws_compress
-    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=READ_LIMIT, compress=compress)
+    # No per-socket ping timer (aiohttp's heartbeat): the hub's keep-alive pings a slice of the
+    # sockets at a time and drops those that stay silent; pongs and pings are handled here.
+    ws = web.WebSocketResponse(autoping=False, max_msg_size=READ_LIMIT, compress=compress)
     await ws.prepare(request)
     # Uncompressed sockets take each message's one pre-built frame (compressed ones go through aiohttp).
     direct = None if compress else request.transport
-    client = hub.connect(ws, peer=request.remote or "", transport=direct)
+    client = hub.connect(ws, peer=request.remote or "", transport=direct, socket=request.transport)
+    loop = asyncio.get_running_loop()
     session = Session(client, hub, request.app[SEQUENCER], request.app[OPTIONS].max_games_per_client)
     opened = time.monotonic()
     log.info("ws_open", client=client.id, peer=client.peer)
     try:
         async for message in ws:
+            client.seen = loop.time()
+            if message.type is WSMsgType.PONG:
+                continue
+            if message.type is WSMsgType.PING:
+                await ws.pong(message.data)
+                continue
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY) and len(message.data) > MAX_CLIENT_MESSAGE:
                 text = (f"a client message may hold at most {MAX_CLIENT_MESSAGE} bytes; "
                         f"this one held {len(message.data)}")  # fmt: skip

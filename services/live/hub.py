@@ -7,9 +7,10 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from services.live.client import Client, History, Live, Outgoing, Run, Sync, text_frame
+from services.live.client import PING, PING_FRAME, Client, History, Live, Outgoing, Run, Sync, text_frame
 from services.live.metrics import (
     CLIENTS,
+    DEAD_DISCONNECTS,
     DIRECT_WRITES,
     MESSAGES_SENT,
     QUEUE_DEPTH,
@@ -22,6 +23,9 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 SLOW_REASON = "too slow: reconnect and resume with after_seq"
+# The clients are split by id into this many slices; the keep-alive visits one slice at a time
+# (heartbeat_seconds / SLICES apart), so its writes are small and even, never a burst of 10,000.
+SLICES = 150
 
 
 class Hub:
@@ -31,6 +35,7 @@ class Hub:
         self._history = history
         self._queue_size = queue_size
         self._clients: set[Client] = set()
+        self._slices: list[set[Client]] = [set() for _ in range(SLICES)]
         self._followers: dict[str, set[Client]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._relayed: set[str] = set()  # games whose channel the relay has subscribed to
@@ -40,21 +45,28 @@ class Hub:
         return f"Hub(clients={len(self._clients)}, games={len(self._followers)})"
 
     def connect(
-        self, ws: web.WebSocketResponse, peer: str, transport: asyncio.Transport | None = None
-    ) -> Client:
+        self, ws: web.WebSocketResponse, peer: str, transport: asyncio.Transport | None = None,
+        socket: asyncio.Transport | None = None,
+    ) -> Client:  # fmt: skip
         """Register a new client (its writer starts with the first message queued for it); with
-        `transport`, in-order messages are written to it directly."""
-        client = Client(ws, self._history, self._queue_size, peer, transport)
+        `transport`, in-order messages are written to it directly; `socket` is the connection to
+        abort if the client goes silent (the transport when not given)."""
+        client = Client(ws, self._history, self._queue_size, peer, transport, socket)
         self._clients.add(client)
+        self._slices[client.id % SLICES].add(client)
         CLIENTS.set(len(self._clients))
         return client
 
     async def disconnect(self, client: Client) -> None:
         """Forget a client and stop its writer."""
         self.unfollow(client, list(client.games))
-        self._clients.discard(client)
-        CLIENTS.set(len(self._clients))
+        self._forget(client)
         await client.stop()
+
+    def _forget(self, client: Client) -> None:
+        self._clients.discard(client)
+        self._slices[client.id % SLICES].discard(client)
+        CLIENTS.set(len(self._clients))
 
     def follow(self, client: Client, game_ids: Iterable[str]) -> None:
         for game_id in game_ids:
@@ -136,21 +148,26 @@ class Hub:
             if game_id not in client.games:
                 self.send(client, text)
 
-    async def broadcast(self, text: str, chunk: int = 500, slice_of: tuple[int, int] = (0, 1)) -> None:
-        """Send an unsequenced message (a heartbeat) to every client (or those whose id is
-        `slice_of[0]` modulo `slice_of[1]`), `chunk` at a time, yielding between chunks so that a
-        game's messages are not held behind 10,000 heartbeats."""
+    def beat(self, part: int, text: str, ping: bool, silent_since: float) -> None:
+        """The keep-alive of one slice of the clients: a `heartbeat` message to each, a ping too
+        when `ping` (written with it, one write), and clients that have sent nothing (not even the
+        pong of an earlier ping) since `silent_since` (loop time) are dropped as gone."""
         frame = text_frame(text)
+        if ping:
+            frame += PING_FRAME
         direct = 0
-        part, parts = slice_of
-        clients = [c for c in self._clients if c.id % parts == part]
-        for i, client in enumerate(clients, 1):
+        for client in list(self._slices[part]):
+            if client.seen < silent_since:
+                DEAD_DISCONNECTS.inc()
+                log.info("client_silent", client=client.id, peer=client.peer)
+                client.abort()
+                continue
             if client.write_frame_now(frame):
                 direct += 1
-            else:
-                self.send(client, text)
-            if i % chunk == 0:
-                await asyncio.sleep(0)
+                continue
+            self.send(client, text)
+            if ping:
+                self.send(client, PING)
         if direct:
             MESSAGES_SENT.inc(direct)
             DIRECT_WRITES.inc(direct)
@@ -172,8 +189,7 @@ class Hub:
         SLOW_DISCONNECTS.inc()
         log.info("client_too_slow", client=client.id, peer=client.peer, queued=client.depth)
         self.unfollow(client, list(client.games))
-        self._clients.discard(client)
-        CLIENTS.set(len(self._clients))
+        self._forget(client)
         task = asyncio.create_task(client.close(1013, SLOW_REASON), name=f"evict-{client.id}")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -17,6 +17,10 @@ DIRECT_WRITES = Counter(
 SLOW_DISCONNECTS = Counter(
     "snapline_live_slow_disconnects_total", "Clients disconnected because their queue was full"
 )
+DEAD_DISCONNECTS = Counter(
+    "snapline_live_silent_disconnects_total",
+    "Clients dropped because they sent nothing, not even a pong, for a ping interval and a half",
+)
 QUEUE_DEPTH = Histogram(
     "snapline_live_queue_depth",
     "Outgoing queue depth per client, sampled at each heartbeat",

@@ -8,7 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from services.live.client import Live, text_frame
-from services.live.hub import Hub
+from services.live.hub import SLICES, Hub
 from services.live.messages import head_decoder, heartbeat
 from services.live.sequencer import Sequencer
 from shared.deps import Dependency
@@ -88,17 +88,25 @@ async def _resubscribe(pubsub: Any, sequencer: Sequencer, add: set[str], drop: s
     log.info("relay_subscriptions", added=len(add), dropped=len(drop))
 
 
-HEARTBEAT_SLICES = 15
-
-
-async def heartbeats(hub: Hub, every_seconds: float) -> None:
-    """Send every client a heartbeat every `every_seconds`, a fifteenth of the clients at a time
-    (by id), and sample queue depths once a round. 10,000 heartbeats at one instant were a burst
-    that held a game's messages up to half a second at live, the gateway and the viewers alike."""
+async def heartbeats(hub: Hub, every_seconds: float, ping_every: int) -> None:
+    """The keep-alive: every client gets a `heartbeat` every `every_seconds` and, every `ping_every`
+    rounds, a WebSocket ping with it; a client silent for `ping_every` rounds and a half is dropped.
+    One slice of the clients (hub.SLICES, by id) is visited at a time, so the writes are spread
+    evenly over the round: 10,000 heartbeats at one instant held a game's messages up to half a
+    second, and aiohttp's own per-socket ping timers (rounded to whole seconds) fired a third of
+    them in the same instant. Queue depths are sampled once a round."""
+    loop = asyncio.get_running_loop()
+    step = every_seconds / SLICES
+    silence = every_seconds * (ping_every + 0.5)
     tick = 0
+    next_at = loop.time()
     while True:
-        await asyncio.sleep(every_seconds / HEARTBEAT_SLICES)
-        if tick % HEARTBEAT_SLICES == 0:
+        next_at += step
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+        part, round_ = tick % SLICES, tick // SLICES
+        if part == 0:
             hub.sample_depths()
-        await hub.broadcast(heartbeat(), slice_of=(tick % HEARTBEAT_SLICES, HEARTBEAT_SLICES))
+        # A client's slice is pinged every `ping_every` rounds, the slices' pings staggered.
+        ping = (round_ + part) % ping_every == 0
+        hub.beat(part, heartbeat(), ping, loop.time() - silence)
         tick += 1

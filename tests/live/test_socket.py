@@ -142,3 +142,51 @@ async def test_messages_of_every_frame_length_arrive_whole(
     got = await plays(ws, 3)
     assert [len(m["description"]) for m in got] == list(sizes)
     await ws.close()
+
+
+async def test_keepalive_pings_and_drops_a_silent_viewer(start_live: StartLive) -> None:
+    # The hub pings with every other heartbeat; a viewer that answers stays, one that sends nothing
+    # (no pong) is dropped after two heartbeat intervals and a half, and counted.
+    from services.live.metrics import DEAD_DISCONNECTS
+
+    client = await start_live(heartbeat_seconds=0.4, ping_every_heartbeats=2)
+    dropped_before = DEAD_DISCONNECTS._value.get()
+    answering = await client.ws_connect("/v1/live")  # aiohttp answers pings (autoping) while it reads
+    silent = await client.ws_connect("/v1/live", autoping=False)  # sees pings, answers none
+    beats: list[dict[str, Any]] = []
+
+    async def read_answering() -> None:
+        async for msg in answering:
+            if msg.type == WSMsgType.TEXT:
+                beats.append(msg.json())
+
+    reader = asyncio.create_task(read_answering())
+    pings = 0
+    async with asyncio.timeout(10):
+        while True:
+            msg = await silent.receive()
+            if msg.type == WSMsgType.PING:
+                pings += 1
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                break
+    assert pings >= 1  # it was pinged before it was dropped
+    assert DEAD_DISCONNECTS._value.get() > dropped_before
+    # The answering viewer outlived it (two more silence periods) and still gets heartbeats.
+    seen = len(beats)
+    async with asyncio.timeout(10):
+        while len(beats) < seen + 5:
+            await asyncio.sleep(0.05)
+    assert not answering.closed and not reader.done()
+    await answering.close()
+    await reader
+
+
+async def test_live_answers_a_viewer_ping(start_live: StartLive) -> None:
+    client = await start_live()
+    ws = await client.ws_connect("/v1/live", autoping=False)
+    await ws.ping(b"are you there")
+    async with asyncio.timeout(5):
+        while (msg := await ws.receive()).type != WSMsgType.PONG:
+            pass
+    assert msg.data == b"are you there"
+    await ws.close()
