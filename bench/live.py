@@ -68,6 +68,20 @@ async def live_counter(name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
+async def live_gc() -> dict[str, tuple[float, float]]:
+    """Live's collector passes so far by generation: (count, seconds)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{SERVICES['live']}/metrics") as r:
+        text = await r.text()
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, i in (("_count", 0), ("_sum", 1)):
+            head = f'snapline_gc_pause_seconds{suffix}{{generation="'
+            if line.startswith(head):
+                generation = line[len(head) :].split('"', 1)[0]
+                out.setdefault(generation, [0.0, 0.0])[i] = float(line.split()[-1])
+    return {g: (v[0], v[1]) for g, v in out.items()}
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -462,6 +476,7 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(1)  # the probe subscribes
         procs = {name: p.pid for name, p in stack.procs.items()} | {
             f"viewers-{i}": p.pid for i, p in enumerate(workers.procs)}  # fmt: skip
+        gc_a0 = await live_gc()
         cpu_a0, wall_a0 = {n: cpu_seconds(pid) for n, pid in procs.items()}, time.monotonic()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
             acked = await post_games(http, feed_key, games, args.rate)
@@ -470,6 +485,7 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.1)
         cpu_a = {n: cpu_seconds(pid) - cpu_a0[n] for n, pid in procs.items()}
         wall_a = time.monotonic() - wall_a0
+        gc_a1 = await live_gc()
         stop.set()
         await probing
         await tapping
@@ -537,6 +553,13 @@ async def main(args: argparse.Namespace) -> None:
         f"{n} {c / wall_a:.2f}" for n, c in sorted(cpu_a.items(), key=lambda kv: -kv[1]) if c > 0.05
     )
     print(f"CPU during (a), cores ({wall_a:.0f} s; 2 on this machine): {busy}")
+    passes = []
+    for generation, (count, seconds) in sorted(gc_a1.items()):
+        c0, s0 = gc_a0.get(generation, (0.0, 0.0))
+        if count > c0:
+            passes.append(f"generation {generation}: {count - c0:.0f} passes, {(seconds - s0) * 1000:.0f} ms "
+                          f"({(seconds - s0) / (count - c0) * 1000:.2f} ms each)")  # fmt: skip
+    print(f"live's collector during (a): {'; '.join(passes) or 'no pass'}")
     print()
     rows = [("(c) idle viewers, RSS", "before MiB", "connected MiB", "KiB per viewer")]
     for label, i in (("gateway (2 processes)", 0), ("live", 1)):
