@@ -64,6 +64,49 @@ class KafkaSettings:
         return f"{self.topic_prefix}.plays.dlq.v1"
 
 
+TRACE_EXPORTERS = ("none", "console", "otlp")
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """Where spans go (TRACE_EXPORTER) and the bounds of the queue that holds them until then."""
+
+    exporter: str = "none"  # none: nothing recorded (the context still travels); console; otlp
+    # OTLP/HTTP: the collector's traces URL (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or
+    # OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, as the OpenTelemetry specification reads them).
+    endpoint: str = "http://localhost:4318/v1/traces"
+    # Spans finished and not yet sent; past it a new span is dropped (counted). 2048 spans are
+    # ~2-4 MB, a few seconds of a busy gateway while the collector is slow.
+    queue_size: int = 2048
+    batch_size: int = 512  # spans per export request
+    delay_seconds: float = 5.0  # the longest a finished span waits for a batch to fill
+
+    def __post_init__(self) -> None:
+        if self.exporter not in TRACE_EXPORTERS:
+            raise SettingsError(
+                f"TRACE_EXPORTER must be one of {', '.join(TRACE_EXPORTERS)}, not {self.exporter!r}"
+            )
+        if not 0 < self.batch_size <= self.queue_size:
+            raise SettingsError("TRACE_BATCH_SIZE must be at least 1 and at most TRACE_QUEUE_SIZE")
+        if self.delay_seconds <= 0:
+            raise SettingsError("TRACE_BATCH_DELAY_SECONDS must be more than 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TraceSettings:
+        """The tracing settings of `env` (TRACE_* and the standard OTEL_EXPORTER_OTLP_*ENDPOINT)."""
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or (
+            f"{base.rstrip('/')}/v1/traces" if base else cls.endpoint
+        )
+        return cls(
+            exporter=env.get("TRACE_EXPORTER", "none").strip().lower() or "none",
+            endpoint=endpoint,
+            queue_size=_int(env, "TRACE_QUEUE_SIZE", cls.queue_size),
+            batch_size=_int(env, "TRACE_BATCH_SIZE", cls.batch_size),
+            delay_seconds=_float(env, "TRACE_BATCH_DELAY_SECONDS", cls.delay_seconds),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Settings of one service process; build with `Settings.from_env(service)`."""
@@ -86,7 +129,7 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     log_level: str = "info"
     log_json: bool | None = None
-    trace_exporter: str = "none"
+    tracing: TraceSettings = field(default_factory=TraceSettings)
     shutdown_timeout: float = 15.0
     # SO_REUSEPORT: several processes of one service share its port, the kernel spreading
     # connections (a gateway process holds two descriptors per live viewer).
@@ -210,7 +253,7 @@ class Settings:
             ),
             log_level=env.get("LOG_LEVEL", "info").lower(),
             log_json=None if log_json is None else log_json.lower() in ("1", "true", "yes"),
-            trace_exporter=env.get("TRACE_EXPORTER", "none"),
+            tracing=TraceSettings.from_env(env),
             shutdown_timeout=_float(env, "SHUTDOWN_TIMEOUT", 15.0),
             reuse_port=_bool(env, "REUSE_PORT"),
             event_loop=_event_loop(env.get("EVENT_LOOP", "uvloop")),

@@ -235,7 +235,7 @@ async def metrics(_: web.Request) -> web.Response:
 def base_app(settings: Settings) -> web.Application:
     """An application with the shared middleware, health, readiness and metrics routes."""
     setup_logging(settings.service, settings.log_level, settings.log_json)
-    setup_tracing(settings.service, settings.trace_exporter)
+    setup_tracing(settings.service, settings.tracing)
     app = web.Application(
         middlewares=[observe], client_max_size=settings.max_body_bytes, handler_args=handler_args(settings)
     )

@@ -17,6 +17,7 @@ from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from shared.config import KafkaSettings, Settings
 from shared.deps import Dependency, Unavailable
@@ -28,8 +29,9 @@ from shared.telemetry import (
     CONSUMER_MESSAGES,
     CONSUMER_REWINDS,
     CONSUMER_WAITS,
-    extract_kafka,
+    batch_parent,
     kafka_headers,
+    messaging_attributes,
     tracer,
 )
 
@@ -432,15 +434,19 @@ class ConsumerLoop:
 
     async def _handle_fetch(self, records: list[Record], applied: dict[TopicPartition, int]) -> None:
         """Apply a fetch; `applied` records, per partition, the offset after the last record done."""
-        links = [
-            trace.Link(trace.get_current_span(extract_kafka(r.headers)).get_span_context())
-            for r in records[:16]
-        ]
         topic = records[0].topic
+        # One span per fetch, as the handler applies a fetch at once: it continues the trace of
+        # the fetch's first record (a posted play's trace goes on through each consumer) and
+        # links to the other traces it holds.
+        parent, links = batch_parent(r.headers for r in records)
         with (
             tracer(__name__).start_as_current_span(
-                f"consume {topic}", links=links, kind=trace.SpanKind.CONSUMER
-            ),
+                f"process {topic}",
+                context=parent,
+                links=links,
+                kind=trace.SpanKind.CONSUMER,
+                attributes=self._span_attributes(records),
+            ),  # fmt: skip
             bound_contextvars(group=self.group, records=len(records)),
             CONSUMER_BATCH_SECONDS.labels(self.group).time(),
         ):
@@ -456,6 +462,17 @@ class ConsumerLoop:
                     CONSUMER_MESSAGES.labels(self.group, topic, "dead_letter").inc()
                 applied[TopicPartition(record.topic, record.partition)] = record.offset + 1
                 self.handled += 1
+
+    def _span_attributes(self, records: list[Record]) -> dict[str, AttributeValue]:
+        attributes = messaging_attributes(records[0].topic, "process", len(records))
+        attributes["messaging.consumer.group.name"] = self.group
+        if len(records) == 1:
+            record = records[0]
+            attributes["messaging.destination.partition.id"] = str(record.partition)
+            attributes["messaging.kafka.offset"] = record.offset
+            if record.key is not None:
+                attributes["messaging.kafka.message.key"] = record.key.decode("utf-8", "replace")
+        return attributes
 
     async def _with_retries(self, records: list[Record], attempts: int) -> bool:
         """Run the handler; transient (infrastructure) failures retry without limit."""

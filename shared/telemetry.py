@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.util.types import AttributeValue
 from prometheus_client import Counter, Gauge, Histogram
+
+from shared.config import TraceSettings
+from shared.spanexport import MeteredBatchProcessor
 
 _configured = False
 
@@ -51,16 +55,33 @@ class _WhenRecording(Sampler):
         return "ParentBased(ALWAYS_ON) once a span processor is installed, else DROP"
 
 
-def setup_tracing(service: str, exporter: str = "none") -> None:
-    """Install the SDK tracer provider once per process; `exporter` is none or console."""
+def setup_tracing(service: str, settings: TraceSettings | None = None) -> None:
+    """Install the SDK tracer provider once per process, sending spans where `settings` say."""
     global _configured
     if _configured:
         return
+    settings = settings or TraceSettings()
     provider = _Provider(resource=Resource.create({"service.name": f"snapline-{service}"}))
-    if exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    exporter = _exporter(settings)
+    if exporter is not None:
+        provider.add_span_processor(MeteredBatchProcessor(exporter, service, settings))
     trace.set_tracer_provider(provider)
     _configured = True
+
+
+def _exporter(settings: TraceSettings) -> SpanExporter | None:
+    if settings.exporter == "console":
+        return ConsoleSpanExporter()
+    if settings.exporter == "otlp":
+        # Imported here: the exporter brings an HTTP client and protobuf, which a process that
+        # exports nothing (the CLI, TRACE_EXPORTER=none) need not load.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # OTLP over HTTP with protobuf bodies (the collector's port 4318). The endpoint comes from
+        # the settings; headers, timeout, compression and TLS from the standard
+        # OTEL_EXPORTER_OTLP_* variables, which the exporter reads itself.
+        return OTLPSpanExporter(endpoint=settings.endpoint)
+    return None
 
 
 @cache
@@ -85,6 +106,21 @@ def extract_http(headers: Mapping[str, str]) -> Context:
     return propagate.extract(headers)
 
 
+# Kafka spans carry the messaging semantic conventions' attributes, so that a trace backend shows
+# them as messaging: the system, the topic, the operation and how many records a span covers.
+def messaging_attributes(topic: str, operation: str, records: int = 1) -> dict[str, AttributeValue]:
+    """The attributes of a Kafka span: `operation` is send (a producer) or process (a consumer)."""
+    attributes: dict[str, AttributeValue] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+    }
+    if records != 1:
+        attributes["messaging.batch.message_count"] = records
+    return attributes
+
+
 def kafka_headers(extra: Iterable[tuple[str, bytes]] = ()) -> list[tuple[str, bytes]]:
     """Kafka record headers carrying the current trace context."""
     carrier: dict[str, str] = {}
@@ -95,6 +131,37 @@ def kafka_headers(extra: Iterable[tuple[str, bytes]] = ()) -> list[tuple[str, by
 def extract_kafka(headers: Iterable[tuple[str, bytes]] | None) -> Context:
     carrier = {k: v.decode("latin-1") for k, v in (headers or ())}
     return propagate.extract(carrier)
+
+
+# The SDK keeps at most 128 links a span (OTEL_SPAN_LINK_COUNT_LIMIT).
+BATCH_LINKS = 127
+
+
+def batch_parent(
+    headers: Iterable[Sequence[tuple[str, bytes]] | None], links: int = BATCH_LINKS
+) -> tuple[Context | None, list[trace.Link]]:
+    """The trace of a batch of Kafka records: the first record's context, to continue its trace,
+    and links to the other traces among them (one per distinct traceparent, at most `links`).
+
+    Records of one request share a traceparent (an import's hundreds of records), so each
+    distinct header is extracted once.
+    """
+    seen: set[bytes] = set()
+    parent: Context | None = None
+    out: list[trace.Link] = []
+    for record in headers:
+        traceparent = next((v for k, v in record or () if k == "traceparent"), None)
+        if traceparent is None or traceparent in seen:
+            continue
+        seen.add(traceparent)
+        context = extract_kafka(record)
+        if parent is None:
+            parent = context
+            continue
+        if len(out) >= links:
+            break
+        out.append(trace.Link(trace.get_current_span(context).get_span_context()))
+    return parent, out
 
 
 # Metrics shared by every service; service-specific ones live beside their code.

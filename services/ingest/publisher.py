@@ -13,6 +13,7 @@ from typing import Any
 
 import redis.exceptions
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.config import Settings, SettingsError
@@ -21,7 +22,7 @@ from shared.events import PlayDeleted, PlayEvent, PlayEventBatch, encoder
 from shared.kafka import HISTORY_HEADER
 from shared.logging import get_logger
 from shared.teams import canonical_event
-from shared.telemetry import PRODUCER_RECORDS, kafka_headers
+from shared.telemetry import PRODUCER_RECORDS, kafka_headers, messaging_attributes, tracer
 
 log = get_logger(__name__)
 EVENTS = Counter("snapline_ingest_events_total", "Events received by outcome", ["outcome"])
@@ -303,6 +304,26 @@ class Publisher:
         """Send the events as per-game batch records; returns, per event, whether Kafka failed it."""
         topic = self._settings.kafka.plays_topic
         batches = batch_by_game(events)
+        # One producer span for the request's records: they are sent together and each carries
+        # its context, which the consumers' spans continue.
+        with tracer(__name__).start_as_current_span(
+            f"send {topic}",
+            kind=SpanKind.PRODUCER,
+            attributes=messaging_attributes(topic, "send", len(batches)),
+        ) as span:
+            failed = await self._send_records(producer, topic, events, batches, live)
+            if failed:
+                span.set_status(Status(StatusCode.ERROR, "kafka failed some records"))
+            return failed
+
+    async def _send_records(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        events: list[PlayEvent],
+        batches: list[tuple[str, list[int]]],
+        live: bool,
+    ) -> list[bool]:
         futures: list[asyncio.Future[Any]] = []
         trace_headers = kafka_headers()  # one request, one trace context: built once
         if not live:

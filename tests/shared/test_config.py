@@ -56,3 +56,26 @@ def test_frozen_objects_leave_full_passes_until_a_thaw_frees_their_cycles() -> N
         assert gone() is None and gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+
+
+def test_the_otlp_endpoint_is_read_as_the_opentelemetry_specification_says() -> None:
+    assert Settings.from_env("ingest", {}).tracing.endpoint == "http://localhost:4318/v1/traces"
+    base = {"TRACE_EXPORTER": "OTLP", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318/"}
+    tracing = Settings.from_env("ingest", base).tracing
+    assert (tracing.exporter, tracing.endpoint) == ("otlp", "http://otel-collector:4318/v1/traces")
+    # The traces endpoint, when given, is the whole URL and wins.
+    traces = {**base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces.example:4318/custom"}
+    assert Settings.from_env("ingest", traces).tracing.endpoint == "https://traces.example:4318/custom"
+
+
+def test_trace_settings_that_cannot_work_are_refused_by_name() -> None:
+    with pytest.raises(
+        SettingsError, match="TRACE_EXPORTER must be one of none, console, otlp, not 'jaeger'"
+    ):
+        Settings.from_env("query", {"TRACE_EXPORTER": "jaeger"})
+    with pytest.raises(
+        SettingsError, match="TRACE_BATCH_SIZE must be at least 1 and at most TRACE_QUEUE_SIZE"
+    ):
+        Settings.from_env("query", {"TRACE_QUEUE_SIZE": "100", "TRACE_BATCH_SIZE": "512"})
+    with pytest.raises(SettingsError, match="TRACE_BATCH_DELAY_SECONDS must be more than 0"):
+        Settings.from_env("query", {"TRACE_BATCH_DELAY_SECONDS": "0"})
