@@ -13,6 +13,7 @@ import pytest
 from services.gateway.keys import POSTGRES
 from tests import factories as f
 from tests.gateway.conftest import Accounts, Client, StartGateway, assert_error
+from tests.gateway.test_cli import snapline
 from tests.ingest.conftest import import_options, start_ingest, wait_job  # noqa: F401  (fixtures)
 
 DEADLINE = 10.0  # seconds for a record to reach PostgreSQL (the writer drains in milliseconds)
@@ -199,3 +200,20 @@ async def test_the_services_role_cannot_change_or_remove_records(gateway: Client
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await pool.execute(statement)
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE request_id = 'ro-1'") == 1
+
+
+async def test_the_cli_lists_and_filters_the_log(gateway: Client, people: Accounts, unique: str) -> None:
+    admin_name, admin_key = await people.key("admin")
+    target = people.name("cli")
+    resp = await gateway.post("/v1/admin/keys", json={"name": target, "role": "viewer"},
+                              headers={"X-API-Key": admin_key, "X-Request-ID": f"cli-{unique}"})  # fmt: skip
+    assert resp.status == 201
+    await _wait_for(gateway, {"X-API-Key": admin_key}, f"cli-{unique}")
+    code, out, err = await snapline(gateway, "audit", "--actor", admin_name, "--action", "admin.key.create",
+                                    "--json", key=admin_key)  # fmt: skip
+    assert code == 0, err
+    [line] = out.splitlines()
+    record = msgspec.json.decode(line)
+    assert record["request_id"] == f"cli-{unique}" and record["detail"]["name"] == target
+    code, out, err = await snapline(gateway, "audit", "--since", "yesterday", key=admin_key)
+    assert code == 1 and "since" in err and not out
