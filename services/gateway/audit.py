@@ -44,6 +44,8 @@ RECORDS = Counter(
     "Audit records by outcome: written to PostgreSQL, or dropped (queue full past the wait, or left at shutdown)",
     ["outcome"],
 )
+for _outcome in ("written", "dropped"):  # both exported from the start (at 0), for the alert rules
+    RECORDS.labels(_outcome)
 WRITE_FAILURES = Counter(
     "snapline_gateway_audit_write_failures_total", "Audit batches PostgreSQL refused (retried until written)"
 )
