@@ -4,14 +4,19 @@ records are written in batches and at shutdown, and a record PostgreSQL would re
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 from prometheus_client import REGISTRY
 
 from services.gateway.audit import AuditLog, Entry
+from shared.db import migrate
 
 
 def _entry(request_id: str, **detail: Any) -> Entry:
@@ -67,3 +72,58 @@ async def test_nul_characters_are_stored_replaced(pool: asyncpg.Pool) -> None:
     await log.close(writer)
     [row] = await _rows(pool, prefix)
     assert row["target"] == "bad\ufffdname" and "file\ufffd.json" in row["detail"]
+
+
+async def test_an_owning_role_without_superuser_cannot_rewrite_either(database_url: str, unique: str) -> None:
+    """The services' role as it would be in production (owns its tables, no superuser): both the
+    triggers and the revoked privileges refuse, each on its own."""
+    role, password = f"snapline_audit_{unique}", secrets.token_urlsafe(16)
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    pool = None
+    try:
+        await admin.execute(f"GRANT USAGE, CREATE ON SCHEMA test_{unique} TO {role}")
+        url = urlsplit(database_url)
+        own = urlunsplit(url._replace(netloc=f"{role}:{password}@{url.hostname}:{url.port}"))
+        pool = await asyncpg.create_pool(own, min_size=1, max_size=2)
+        await migrate(pool, "services.gateway")
+        log = AuditLog(lambda: pool, size=10, batch=10, enqueue_timeout=1.0)
+        writer = asyncio.create_task(log.run())
+        await log.record(_entry("owned-0"))
+        await log.close(writer)
+        changes = ("UPDATE audit_log SET status = 500", "DELETE FROM audit_log", "TRUNCATE audit_log")
+        for statement in changes:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match=r"append-only|permission denied"):
+                await pool.execute(statement)
+        # The owner may drop the triggers (docs/audit.md says how to rule that out); the
+        # privileges it gave up still refuse.
+        await pool.execute("DROP TRIGGER audit_log_no_change ON audit_log")
+        await pool.execute("DROP TRIGGER audit_log_no_truncate ON audit_log")
+        for statement in changes:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match=r"permission denied"):
+                await pool.execute(statement)
+        assert await pool.fetchval("SELECT count(*) FROM audit_log") == 1
+        # The hardening docs/audit.md describes: the table given to another role (here the
+        # superuser of the test), the services' role keeps INSERT and SELECT. Its migration still
+        # runs through, it still writes, and it can no longer drop a trigger or get UPDATE back.
+        await admin.execute("ALTER TABLE audit_log OWNER TO CURRENT_USER")
+        await admin.execute("ALTER FUNCTION audit_log_refuse_change() OWNER TO CURRENT_USER")
+        await admin.execute(f"GRANT INSERT, SELECT ON audit_log TO {role}")
+        schema = resources.files("services.gateway").joinpath("schema.sql").read_text()
+        await admin.execute(schema)  # the owner's run puts the triggers back
+        await pool.execute(schema)  # the services' role's run leaves them to the owner
+        writer = asyncio.create_task(log.run())
+        await log.record(_entry("owned-1"))
+        await log.close(writer)
+        assert await pool.fetchval("SELECT count(*) FROM audit_log") == 2
+        await pool.execute(f"GRANT UPDATE ON audit_log TO {role}")  # a warning: it holds nothing to grant
+        for statement in (*changes, "DROP TRIGGER audit_log_no_change ON audit_log",
+                          "ALTER TABLE audit_log DISABLE TRIGGER ALL"):  # fmt: skip
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await pool.execute(statement)
+    finally:
+        if pool is not None:
+            await pool.close()
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
