@@ -56,6 +56,9 @@ def audited(handler: Handler, action: str) -> Handler:
         except Unavailable:
             await _record(request, action, 503, "unavailable")
             raise
+        except web.HTTPException as exc:  # aiohttp's own (a body over client_max_size: 413)
+            await _record(request, action, exc.status, exc.reason.lower().replace(" ", "_"))
+            raise
         except Exception:
             await _record(request, action, 500, "internal")
             raise

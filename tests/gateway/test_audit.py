@@ -86,6 +86,19 @@ async def test_admin_and_feed_actions_are_recorded(stack: Client, people: Accoun
         resp = await _send(gateway, "POST", "/v1/events", {**feed, "Content-Type": "application/json"},
                            f"{rid}-{suffix}", data=msgspec.json.encode(event))  # fmt: skip
         assert resp.status == 202, await resp.text()
+    # A request mixing kinds makes a record per kind; one ingest refuses whole, a record with its error.
+    g2 = f.game(f"8{unique[:9]}")
+    mixed = [
+        f.recorded(g2, f.play("1")),
+        f.recorded(g2, f.play("2", sequence=2)),
+        f.corrected(g2, f.play("1"), 2),
+    ]
+    resp = await _send(gateway, "POST", "/v1/events", {**feed, "Content-Type": "application/json"},
+                       f"{rid}-mixed", data=msgspec.json.encode(mixed))  # fmt: skip
+    assert resp.status == 202, await resp.text()
+    resp = await _send(gateway, "POST", "/v1/events", {**feed, "Content-Type": "application/json"},
+                       f"{rid}-bad", data=b'[{"type": "play_recorded"}]')  # fmt: skip
+    assert resp.status == 422
     resp = await _send(gateway, "POST", "/v1/imports?format=gamecenter&name=broken.json.gz",
                        {**feed, "Content-Type": "application/gzip"}, f"{rid}-import", data=b"not a gzip file")  # fmt: skip
     assert resp.status == 202, await resp.text()
@@ -117,20 +130,36 @@ async def test_admin_and_feed_actions_are_recorded(stack: Client, people: Accoun
         assert row["detail"]["request"] == {"accepted": 1, "duplicates": 0, "rejected": 0}
         if action != "feed.events":
             assert row["detail"]["plays"] == ["77"]
+    by_action = {r["action"]: r for r in await _wait_for(gateway, admin, f"{rid}-mixed", count=2)}
+    assert set(by_action) == {"feed.events", "feed.correction"}
+    assert by_action["feed.events"]["detail"]["events"] == 2 and by_action["feed.correction"]["detail"][
+        "plays"
+    ] == ["1"]
+    assert by_action["feed.events"]["detail"]["request"] == {"accepted": 3, "duplicates": 0, "rejected": 0}
+    [bad] = await _wait_for(gateway, admin, f"{rid}-bad")
+    assert (bad["action"], bad["status"], bad["detail"]) == ("feed.events", 422, {"error": "invalid_events"})
     [imported] = await _wait_for(gateway, admin, f"{rid}-import")
     assert imported["action"] == "feed.import" and imported["target"] == job_id and imported["status"] == 202
     assert imported["detail"]["files"] == 1 and imported["detail"]["names"] == ["broken.json.gz"]
 
     # Filters: actor, action prefix, status, time window; newest first.
     mine = (await _records(gateway, admin, f"actor={feed_name}"))["items"]
-    assert [r["action"] for r in mine] == ["feed.import", "feed.delete", "feed.correction", "feed.events"]
+    assert [r["request_id"].removeprefix(f"{rid}-") for r in mine] == [
+        "import", "bad", "mixed", "mixed", "del", "fix", "play"]  # fmt: skip
     feed_rows = (await _records(gateway, admin, f"actor=key:{admin_name}&action=admin.user"))["items"]
     assert {r["request_id"] for r in feed_rows} == {f"{rid}-user", f"{rid}-pw", f"{rid}-dup"}
     refused = (await _records(gateway, admin, f"actor={admin_name}&status=409"))["items"]
     assert [r["request_id"] for r in refused] == [f"{rid}-dup"]
     window = f"since={key_made['at'].replace('+', '%2B')}&until={imported['at'].replace('+', '%2B')}"
     between = (await _records(gateway, admin, f"actor={feed_name}&{window}"))["items"]
-    assert [r["action"] for r in between] == ["feed.delete", "feed.correction", "feed.events"]
+    assert [r["request_id"].removeprefix(f"{rid}-") for r in between] == [
+        "bad",
+        "mixed",
+        "mixed",
+        "del",
+        "fix",
+        "play",
+    ]
 
     # The cursor visits every record of a filter once, newest first (the admin's own reads of the
     # log are recorded too, so the window ends before the first of them).
