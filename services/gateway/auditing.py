@@ -147,7 +147,15 @@ def _timestamp(raw: str) -> datetime:
         raise ValueError(f"{raw!r} is not an RFC 3339 time (like 2026-01-31T18:00:00Z)") from None
     if value.tzinfo is None:
         raise ValueError(f"{raw!r} has no UTC offset (add Z or +00:00)")
-    return value
+    return _utc(value)
+
+
+def _utc(value: datetime) -> datetime:
+    """`value` in UTC; ValueError when that falls outside the years 1-9999 (an offset at either end)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is outside the years 1-9999 in UTC") from None
 
 
 def _action_prefix(raw: str) -> str:
@@ -195,7 +203,15 @@ def _where(values: dict[str, Any]) -> p.Where:
     if "until" in values:
         where.add("at < {}", values["until"])
     if "cursor" in values:
-        where.add("(at, id) < ({}, {})", *CURSOR.decode(values["cursor"]))
+        at, last_id = CURSOR.decode(values["cursor"])
+        try:
+            if at.tzinfo is None:
+                raise ValueError("no UTC offset")
+            at = _utc(at)
+        except ValueError:
+            raise ApiError(400, "invalid_parameters", "cursor is not one this API returned",
+                           [{"field": "cursor", "message": "malformed cursor"}]) from None  # fmt: skip
+        where.add("(at, id) < ({}, {})", at, last_id)
     return where
 
 

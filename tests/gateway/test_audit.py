@@ -4,12 +4,14 @@ from where, under which request id; filters and cursors; admin only; append-only
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
 
+from services.gateway.auditing import CURSOR
 from services.gateway.keys import POSTGRES
 from tests import factories as f
 from tests.gateway.conftest import Accounts, Client, StartGateway, assert_error
@@ -207,7 +209,9 @@ async def test_only_admins_read_and_bad_parameters_are_named(gateway: Client, pe
     for query, field in (
         ("since=yesterday", "since"), ("until=2026-01-01T00:00:00", "until"), ("status=abc", "status"),
         ("status=99", "status"), ("limit=0", "limit"), ("cursor=nonsense", "cursor"), ("action=a%20b", "action"),
-        ("colour=red", "colour"), ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "since"),
+        ("colour=red", "colour"), ("since=0001-01-01T00:00:00%2B01:00", "since"),
+        ("cursor=" + CURSOR.encode(datetime(2026, 1, 1), 5), "cursor"),
+        ("cursor=" + CURSOR.encode(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))), 5), "cursor"), ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "since"),
     ):  # fmt: skip
         error = await assert_error(await gateway.get(f"/v1/admin/audit?{query}", headers=admin), 400)
         assert any(d.get("field") == field for d in error["details"]), (query, error)
