@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from shared.events import PlayDeleted, PlayEvent
+from shared.events import PlayCorrected, PlayDeleted, PlayEvent, PlayRecorded
 
 HEADER = "X-Snapline-Summary"
 MAX_GAMES = 10  # game ids listed per kind of event
@@ -23,6 +23,9 @@ MAX_PLAYS = 20  # play ids listed per kind, for corrections and deletes (the one
 MAX_NAMES = 10  # uploaded file names listed per import
 MAX_ID = 64  # characters of one id or name
 _encoder = msgspec.json.Encoder()
+TAGS: dict[type, str] = {
+    cls: str(cls.__struct_config__.tag) for cls in (PlayRecorded, PlayCorrected, PlayDeleted)
+}
 
 
 def _clip(value: str) -> str:
@@ -31,29 +34,32 @@ def _clip(value: str) -> str:
 
 def events(valid: Iterable[PlayEvent], accepted: int, duplicates: int, rejected: int) -> dict[str, Any]:
     """A POST /v1/events: per kind of event (`play_recorded`, ...) the count, games and play ids."""
-    kinds: dict[str, dict[str, Any]] = {}
+    counts: dict[type, int] = {}
+    games: dict[type, set[str]] = {}
+    plays: dict[type, set[str]] = {}
     for event in valid:
-        tag = type(event).__struct_config__.tag
-        kind = kinds.get(str(tag))
-        if kind is None:
-            kind = kinds[str(tag)] = {"events": 0, "games": set(), "plays": set()}
-        kind["events"] += 1
-        kind["games"].add(event.game.game_id)
-        if tag != "play_recorded":
-            kind["plays"].add(event.play_id if isinstance(event, PlayDeleted) else event.play.play_id)
+        cls = type(event)
+        if cls not in counts:
+            counts[cls], games[cls], plays[cls] = 0, set(), set()
+        counts[cls] += 1
+        games[cls].add(event.game.game_id)
+        if isinstance(event, PlayCorrected):
+            plays[cls].add(event.play.play_id)
+        elif isinstance(event, PlayDeleted):
+            plays[cls].add(event.play_id)
     out: dict[str, Any] = {}
-    for tag, kind in kinds.items():
-        games = sorted(kind["games"])
-        plays = sorted(kind["plays"])
-        entry = {
-            "events": kind["events"],
-            "games_total": len(games),
-            "games": [_clip(g) for g in games[:MAX_GAMES]],
+    for cls, count in counts.items():
+        listed = sorted(games[cls])
+        entry: dict[str, Any] = {
+            "events": count,
+            "games_total": len(listed),
+            "games": [_clip(g) for g in listed[:MAX_GAMES]],
         }
-        if tag != "play_recorded":
-            entry["plays_total"] = len(plays)
-            entry["plays"] = [_clip(p) for p in plays[:MAX_PLAYS]]
-        out[tag] = entry
+        if cls is not PlayRecorded:
+            ids = sorted(plays[cls])
+            entry["plays_total"] = len(ids)
+            entry["plays"] = [_clip(p) for p in ids[:MAX_PLAYS]]
+        out[TAGS[cls]] = entry
     return {"kinds": out, "accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
 
