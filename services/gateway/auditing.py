@@ -35,8 +35,9 @@ EVENT_ACTIONS = {
     "play_corrected": "feed.correction",
     "play_deleted": "feed.delete",
 }
-_summary = msgspec.json.Decoder(dict[str, Any])
-_error = msgspec.json.Decoder(dict[str, Any])
+_object = msgspec.json.Decoder(dict[str, Any])
+# One record to write: (action, target, detail).
+Row = tuple[str, str | None, dict[str, Any]]
 
 
 def note(request: web.Request, target: str | None, **detail: Any) -> None:
@@ -77,7 +78,7 @@ def _error_code(response: web.StreamResponse) -> str | None:
     ):
         return None
     try:
-        code = _error.decode(response.body).get("error", {}).get("code")
+        code = _object.decode(response.body).get("error", {}).get("code")
     except (msgspec.DecodeError, AttributeError):
         return None
     return code if isinstance(code, str) else None
@@ -90,7 +91,7 @@ async def _record(request: web.Request, action: str, status: int, error: str | N
     target, detail = request.get(
         NOTE, (request.match_info.get("username") or request.match_info.get("key_id"), {})
     )
-    rows: list[tuple[str, str | None, dict[str, Any]]] = [(action, target, dict(detail))]
+    rows: list[Row] = [(action, target, dict(detail))]
     summary = _upstream_summary(request)
     if summary is not None:
         rows = _from_summary(action, summary) or rows
@@ -110,27 +111,22 @@ def _upstream_summary(request: web.Request) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        return _summary.decode(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True))
+        return _object.decode(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True))
     except (binascii.Error, ValueError, msgspec.DecodeError):
         return {"summary": "unreadable"}
 
 
-def _from_summary(action: str, summary: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Any]]]:
+def _from_summary(action: str, summary: dict[str, Any]) -> list[Row]:
     """The rows a feed write's summary makes: one per kind of event (a request may mix them), or the import."""
     if action == "feed.import":
         job = summary.get("job_id")
-        return [
-            (
-                action,
-                job if isinstance(job, str) else None,
-                {k: v for k, v in summary.items() if k != "job_id"},
-            )
-        ]
+        rest = {k: v for k, v in summary.items() if k != "job_id"}
+        return [(action, job if isinstance(job, str) else None, rest)]
     kinds = summary.get("kinds")
     if not isinstance(kinds, dict) or not kinds:
         return []
     outcome = {k: summary[k] for k in ("accepted", "duplicates", "rejected") if k in summary}
-    rows: list[tuple[str, str | None, dict[str, Any]]] = []
+    rows: list[Row] = []
     for kind, part in sorted(kinds.items()):
         if not isinstance(part, dict):
             continue
