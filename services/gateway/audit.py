@@ -192,15 +192,20 @@ class AuditLog:
 
     async def _write(self, batch: list[Entry]) -> None:
         started = time.perf_counter()
-        columns: list[list[Any]] = [[] for _ in COLUMNS]
-        for entry in batch:
-            for i, name in enumerate(COLUMNS[:-1]):
-                value = getattr(entry, name)
-                columns[i].append(value.replace("\x00", "\ufffd") if isinstance(value, str) else value)
-            columns[-1].append(entry.detail_json())
-        await self._pool().execute(_INSERT, *columns)
+        await insert(self._pool(), batch)
         BATCH_SECONDS.observe(time.perf_counter() - started)
         RECORDS.labels("written").inc(len(batch))
+
+
+async def insert(pool: asyncpg.Pool, batch: list[Entry]) -> None:
+    """Insert `batch` in one statement (the writer's batches; the set-up's bootstrap writes its one record here)."""
+    columns: list[list[Any]] = [[] for _ in COLUMNS]
+    for entry in batch:
+        for i, name in enumerate(COLUMNS[:-1]):
+            value = getattr(entry, name)
+            columns[i].append(value.replace("\x00", "\ufffd") if isinstance(value, str) else value)
+        columns[-1].append(entry.detail_json())
+    await pool.execute(_INSERT, *columns)
 
 
 def _drop(entries: list[Entry], why: str) -> None:

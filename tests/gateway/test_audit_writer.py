@@ -4,7 +4,9 @@ records are written in batches and at shutdown, and a record PostgreSQL would re
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
 import uuid
 from datetime import UTC, datetime
 from importlib import resources
@@ -17,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from services.gateway.audit import AuditLog, Entry
 from shared.db import migrate
+from tests.gateway.conftest import Accounts
 
 
 def _entry(request_id: str, **detail: Any) -> Entry:
@@ -127,3 +130,23 @@ async def test_an_owning_role_without_superuser_cannot_rewrite_either(database_u
         await admin.execute(f"DROP OWNED BY {role}")
         await admin.execute(f"DROP ROLE {role}")
         await admin.close()
+
+
+async def test_the_bootstrap_key_is_recorded_as_made_by_the_set_up(
+    pool: asyncpg.Pool, session_database_url: str, people: Accounts
+) -> None:
+    name = people.name("boot")  # removed with the test's other keys
+    env = {**os.environ, "DATABASE_URL": session_database_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.gateway.bootstrap", name, "--role", "feed", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    key = out.decode().strip()
+    key_id = await pool.fetchval(
+        "SELECT key_id FROM gateway_keys WHERE name = $1 AND revoked_at IS NULL", name
+    )
+    row = await pool.fetchrow("SELECT * FROM audit_log WHERE target = $1", key_id)
+    assert (row["actor"], row["action"], row["status"]) == ("setup:bootstrap", "admin.key.create", 201)
+    assert '"role": "feed"' in row["detail"] and key not in str(dict(row))
