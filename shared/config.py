@@ -175,6 +175,12 @@ class Settings:
     # Proxied reads of callers with ample budget go upstream while their gate runs (auth.check).
     speculative_reads: bool = True
     upstreams: Mapping[str, str] = field(default_factory=dict)
+    # The audit log (services/gateway/audit.py): records waiting for the background writer, and
+    # how long a request may wait for room in a full queue before its record is dropped (counted
+    # and logged whole, so the log still holds it).
+    audit_queue_size: int = 10000
+    audit_batch: int = 500
+    audit_enqueue_timeout: float = 1.0
     # gateway upstream capacity
     # REST connections per upstream service (each has its own pool; WebSockets use none of them).
     # 64: one upstream process answers a few thousand requests/s at 5-20 ms each, which Little's
@@ -281,6 +287,9 @@ class Settings:
             trusted_proxies=tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip()),
             speculative_reads=env.get("GATEWAY_SPECULATIVE_READS", "true").lower() in ("1", "true", "yes"),
             upstreams=upstreams,
+            audit_queue_size=_int(env, "AUDIT_QUEUE_SIZE", 10000),
+            audit_batch=_int(env, "AUDIT_BATCH", 500),
+            audit_enqueue_timeout=_float(env, "AUDIT_ENQUEUE_TIMEOUT", 1.0),
             # gateway upstream capacity
             upstream_connections=_int(env, "GATEWAY_UPSTREAM_CONNECTIONS", 64),
             upstream_acquire_timeout=_float(env, "GATEWAY_UPSTREAM_ACQUIRE_TIMEOUT", 2.0),

@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 
 from shared.config import Settings
 from shared.logging import setup as setup_logging
-from snapline_cli import apikeys, imports, model, rebuild, replay, users
+from snapline_cli import apikeys, audit, imports, model, rebuild, replay, users
 
 # name -> function adding that command's parser; each sets `run(args) -> exit code` as a default.
 # `import` and `replay` join here, each from its own module.
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
     "user": users.register,
     "key": apikeys.register,
+    "audit": audit.register,
     "import": imports.register,
     "replay": replay.register,
     "rebuild": rebuild.register,

@@ -8,6 +8,7 @@ import binascii
 from aiohttp import web
 
 from services.gateway import accounts, revocations
+from services.gateway.auditing import note
 from services.gateway.keys import POSTGRES, PRINCIPAL
 from services.gateway.models import NewKey, NewUser, UserChange, decode
 from shared.errors import ApiError, bad_request, not_found
@@ -56,21 +57,24 @@ def _db(request: web.Request) -> object:
     return request.app[POSTGRES].get().primary
 
 
-def _audit(request: web.Request, action: str, **fields: object) -> None:
+def _audit(request: web.Request, action: str, target: str, **fields: object) -> None:
+    """Log the change and name it for the audit log's record of this request."""
     actor = request[PRINCIPAL]
-    log.info("admin_action", action=action, actor=actor.subject if actor else None, **fields)
+    log.info("admin_action", action=action, actor=actor.subject if actor else None, target=target, **fields)
+    note(request, target, **fields)
 
 
 async def create_user(request: web.Request) -> web.Response:
     """POST /v1/admin/users."""
     body = decode(await request.read(), NewUser)
+    note(request, body.username, role=body.role)
     try:
         user = await accounts.create_user(_db(request), body.username, body.password, body.role)
     except accounts.Conflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     except ValueError as exc:
         raise bad_request(str(exc)) from None
-    _audit(request, "user_created", username=user.username, role=user.role)
+    _audit(request, "user_created", user.username, role=user.role)
     return json_response(user.public(), status=201)
 
 
@@ -89,6 +93,8 @@ async def update_user(request: web.Request) -> web.Response:
     if body.password is None and body.role is None and body.disabled is None:
         raise bad_request("give at least one of: password, role, disabled")
     username = request.match_info["username"]
+    changed = [f for f in ("password", "role", "disabled") if getattr(body, f) is not None]
+    note(request, username, changed=changed)
     try:
         user = await accounts.update_user(_db(request), username, body.password, body.role, body.disabled)
     except ValueError as exc:
@@ -96,14 +102,14 @@ async def update_user(request: web.Request) -> web.Response:
     if user is None:
         raise not_found(f"no user named {username!r}")
     await revocations.revoke_user(request.app, user.username, user.token_generation)
-    changed = [f for f in ("password", "role", "disabled") if getattr(body, f) is not None]
-    _audit(request, "user_changed", username=username, changed=changed)
+    _audit(request, "user_changed", username, changed=changed, role=user.role, disabled=user.disabled)
     return json_response(user.public())
 
 
 async def create_key(request: web.Request) -> web.Response:
     """POST /v1/admin/keys: the key is in this answer and nowhere else, ever."""
     body = decode(await request.read(), NewKey)
+    note(request, None, name=body.name, role=body.role)
     try:
         key, secret, replaced = await accounts.create_key(
             request.app[POSTGRES].get().primary, body.name, body.role
@@ -112,7 +118,9 @@ async def create_key(request: web.Request) -> web.Response:
         raise bad_request(str(exc)) from None
     if replaced:
         await revocations.revoke_keys(request.app, [replaced])
-    _audit(request, "key_created", key_id=key.key_id, name=key.name, role=key.role, replaced=replaced)
+    _audit(
+        request, "key_created", key.key_id, name=key.name, role=key.role, prefix=key.prefix, replaced=replaced
+    )
     out = {
         "key_id": key.key_id, "name": key.name, "role": key.role, "key": secret,
         "prefix": key.prefix, "created_at": key.created_at, "replaced_key_id": replaced,
@@ -135,5 +143,5 @@ async def revoke_key(request: web.Request) -> web.Response:
     if not await accounts.revoke_key(_db(request), key_id):
         raise not_found(f"no active key with id {key_id!r}")
     await revocations.revoke_keys(request.app, [key_id])
-    _audit(request, "key_revoked", key_id=key_id)
+    _audit(request, "key_revoked", key_id)
     return web.Response(status=204)

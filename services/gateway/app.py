@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from services.gateway import accounts, revocations
+from services.gateway.audit import AuditLog
 from services.gateway.auth import add_rate_headers
 from services.gateway.keycache import KeyCache
 from services.gateway.keys import (
     API_KEY_CACHE,
+    AUDIT_LOG,
     KEYSET,
     LIVE_SPLICES,
     POSTGRES,
@@ -56,6 +58,13 @@ async def _live_splices(app: web.Application) -> AsyncIterator[None]:
     yield
     # aiohttp no longer knows the spliced connections, so its own shutdown would not end them.
     app[LIVE_SPLICES].close_where(lambda _: True, 1001, "the gateway is shutting down")
+
+
+async def _audit_writer(app: web.Application) -> AsyncIterator[None]:
+    # After the PostgreSQL dependency, so torn down before it: the last records are written first.
+    writer = asyncio.create_task(app[AUDIT_LOG].run(), name="gateway-audit")
+    yield
+    await app[AUDIT_LOG].close(writer)
 
 
 def _no_keys() -> str:
@@ -103,6 +112,13 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(add_rate_headers)
     add_background(app, "gateway-revocations", lambda: revocations.listen(app))
     add_background(app, "gateway-keys", lambda: _maintain_keys(app))
+    app[AUDIT_LOG] = AuditLog(
+        lambda: app[POSTGRES].get().primary,
+        settings.audit_queue_size,
+        settings.audit_batch,
+        settings.audit_enqueue_timeout,
+    )
+    app.cleanup_ctx.append(_audit_writer)
     app[LIVE_SPLICES] = Splices()
     app[revocations.CLOSERS].append(app[LIVE_SPLICES].close_where)
     app.cleanup_ctx.append(_upstream_pools)

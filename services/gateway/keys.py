@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.gateway.accounts import Principal
+from services.gateway.audit import AuditLog
 from services.gateway.keycache import KeyCache
 from services.gateway.keyset import KeySet
 from services.gateway.ratelimit import RateLimiter, Verdict
@@ -34,6 +35,9 @@ PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 VERDICT: web.RequestKey[Verdict] = web.RequestKey("verdict")
 # A speculative read's gate and revocation check, running while it is forwarded (auth.check).
 ADMISSION: web.RequestKey[asyncio.Task[Principal | None]] = web.RequestKey("admission")
+# The upstream's X-Snapline-Summary of a write (what it changed), for the audit log.
+UPSTREAM_SUMMARY: web.RequestKey[str] = web.RequestKey("upstream_summary")
+AUDIT_LOG = web.AppKey("audit_log", AuditLog)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # The spliced /v1/live connections: close_where(predicate, code, reason) ends them by principal.
 LIVE_SPLICES = web.AppKey("live_splices", Splices)

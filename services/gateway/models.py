@@ -93,6 +93,25 @@ class KeyList(msgspec.Struct):
     next_cursor: str | None
 
 
+class AuditRecord(msgspec.Struct):
+    id: int
+    at: datetime
+    actor: str  # user:<name> or key:<name>
+    actor_key_id: str | None
+    role: str
+    action: str
+    target: str | None
+    address: str
+    request_id: str
+    status: int
+    detail: dict[str, Any]
+
+
+class AuditList(msgspec.Struct):
+    items: list[AuditRecord]
+    next_cursor: str | None
+
+
 def _strings(value: Any, path: str = "$") -> str | None:
     """The path of the first string holding a NUL, or None."""
     if isinstance(value, str):

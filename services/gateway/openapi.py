@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from msgspec import inspect as mi
 
-from services.gateway import admin
+from services.gateway import admin, auditing
 from services.gateway.routes import ROUTES, Route
 from shared import params as p
 from shared.events import PlayEvent
@@ -69,6 +69,7 @@ PAGE_PARAMS: dict[str, p.Parser] = {"cursor": p.text(512), "limit": p.integer(1,
 OWN_PARAMS: dict[str, Mapping[str, p.Parser]] = {
     "GET /v1/admin/users": PAGE_PARAMS,
     "GET /v1/admin/keys": PAGE_PARAMS,
+    "GET /v1/admin/audit": auditing.AUDIT_PARAMS,
 }
 REQUIRED = {
     ("/v1/imports", "format"), ("/v1/analytics/leaders", "stat"), ("/v1/analytics/epa", "group"),

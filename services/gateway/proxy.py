@@ -11,7 +11,7 @@ from structlog.contextvars import get_contextvars
 from yarl import URL
 
 from services.gateway.auth import Handler, admitted
-from services.gateway.keys import PRINCIPAL, UPSTREAM_POOLS
+from services.gateway.keys import PRINCIPAL, UPSTREAM_POOLS, UPSTREAM_SUMMARY
 from services.gateway.upstreams import Timeout, Unreachable, UpstreamError, UpstreamResponse
 from shared.errors import ApiError, bad_request
 from shared.http import SETTINGS
@@ -25,6 +25,7 @@ RESPONSE_HEADERS = (
     "Content-Type", "Content-Encoding", "Retry-After", "Location", "Cache-Control", "ETag",
     "Last-Modified", "Content-Disposition", "Vary",
 )  # fmt: skip
+SUMMARY_HEADER = "X-Snapline-Summary"  # services/ingest/summary.py
 CHUNK = 64 * 1024
 WHOLE = 256 * 1024  # answers up to this size (with a length) are relayed in one write
 
@@ -132,6 +133,9 @@ async def _relay(
     request: web.Request, upstream: UpstreamResponse, name: str, request_id: str
 ) -> web.StreamResponse:
     await admitted(request)  # a speculative read's gate decides before anything is relayed
+    summary = upstream.headers.get(SUMMARY_HEADER)
+    if summary is not None:  # what a write changed, for the audit log; never relayed
+        request[UPSTREAM_SUMMARY] = summary
     headers = CIMultiDict((h, upstream.headers[h]) for h in RESPONSE_HEADERS if h in upstream.headers)
     # Set here: the shared middleware's copy comes too late for a response already streaming.
     headers["X-Request-ID"] = request_id

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from services.analytics import models as analytics
-from services.gateway import admin, handlers, models
+from services.gateway import admin, auditing, handlers, models
 from services.gateway.auth import ADMIN, ANY_ROLE, PUBLIC, WRITERS, Guard, Handler, guarded
 from services.gateway.live import live_socket
 from services.gateway.proxy import proxy_to
@@ -33,6 +33,7 @@ class Route:
     body: type[Any] | None = None  # the JSON body, a msgspec Struct
     response: type[Any] | None = None  # the JSON answer, a msgspec Struct
     status: int = 200
+    audit: str | None = None  # the action each call is recorded as in the audit log (auditing.py)
 
 
 READ = Guard(ANY_ROLE)
@@ -51,21 +52,28 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/auth/refresh", OPEN, "Spend a refresh token for a new pair", handler=handlers.refresh_token,
           body=models.RefreshRequest, response=models.TokenPair),
     Route("POST", "/v1/auth/logout", READ, "End every session of the caller", handler=handlers.logout,
-          body=models.LogoutRequest, status=204),
+          body=models.LogoutRequest, status=204, audit="auth.logout"),
     Route("POST", "/v1/admin/users", ADMINS, "Create a user", handler=admin.create_user,
-          body=models.NewUser, response=models.UserOut, status=201),
-    Route("GET", "/v1/admin/users", ADMINS, "Users", handler=admin.list_users, response=models.UserList),
+          body=models.NewUser, response=models.UserOut, status=201, audit="admin.user.create"),
+    Route("GET", "/v1/admin/users", ADMINS, "Users", handler=admin.list_users, response=models.UserList,
+          audit="admin.user.list"),
     Route("PATCH", "/v1/admin/users/{username}", ADMINS, "Change a user's password, role or disabled flag",
-          handler=admin.update_user, body=models.UserChange, response=models.UserOut),
+          handler=admin.update_user, body=models.UserChange, response=models.UserOut, audit="admin.user.update"),
     Route("POST", "/v1/admin/keys", ADMINS, "Create an API key (shown only in this answer)",
-          handler=admin.create_key, body=models.NewKey, response=models.KeyCreated, status=201),
+          handler=admin.create_key, body=models.NewKey, response=models.KeyCreated, status=201,
+          audit="admin.key.create"),
     Route("GET", "/v1/admin/keys", ADMINS, "API keys (never their secrets)", handler=admin.list_keys,
-          response=models.KeyList),
-    Route("DELETE", "/v1/admin/keys/{key_id}", ADMINS, "Revoke an API key", handler=admin.revoke_key, status=204),
+          response=models.KeyList, audit="admin.key.list"),
+    Route("DELETE", "/v1/admin/keys/{key_id}", ADMINS, "Revoke an API key", handler=admin.revoke_key, status=204,
+          audit="admin.key.revoke"),
+    Route("GET", "/v1/admin/audit", ADMINS, "Audit records (admin actions and feed writes), newest first",
+          handler=auditing.list_audit, response=models.AuditList, audit="admin.audit.list"),
     Route("GET", "/v1/live", Guard(ANY_ROLE, query_token=True), "Live WebSocket: subscribe, unsubscribe, resume",
           handler=live_socket, status=101),
-    Route("POST", "/v1/events", EVENTS, "Push play events (object, array or NDJSON)", upstream="ingest", status=202),
-    Route("POST", "/v1/imports", IMPORT, "Upload GameCenter files to import", upstream="ingest", status=202),
+    Route("POST", "/v1/events", EVENTS, "Push play events (object, array or NDJSON)", upstream="ingest", status=202,
+          audit="feed.events"),
+    Route("POST", "/v1/imports", IMPORT, "Upload GameCenter files to import", upstream="ingest", status=202,
+          audit="feed.import"),
     Route("GET", "/v1/imports/{job_id}", Guard(WRITERS), "An import job's progress", upstream="ingest"),
     Route("GET", "/v1/schema/events", OPEN, "The event JSON Schema", upstream="ingest"),
     Route("GET", "/v1/plays", READ, "Plays matching the filters", upstream="query"),
@@ -99,6 +107,8 @@ def setup_routes(app: web.Application) -> None:
     """Register every route of the table, each behind its guard."""
     for route in ROUTES:
         handler = route.handler if route.handler is not None else proxy_to(route.upstream or "")
+        if route.audit is not None:
+            handler = auditing.audited(handler, route.audit)
         # A proxied GET changes nothing upstream, so its gate may run while it is forwarded.
         speculate = (
             app[SETTINGS].speculative_reads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.ingest import intake, uploads
+from services.ingest import intake, summary, uploads
 from services.ingest.keys import IMPORTER, JOBS, PUBLISHER
 from shared.errors import ApiError, not_found
 from shared.events import json_schema
@@ -50,6 +50,14 @@ async def post_events(request: web.Request) -> web.Response:
             "rejected_truncated": len(shown) < len(batch.rejected),
         },
         status=202,
+        headers=summary.header(
+            summary.events(
+                (event for _, event in batch.events),
+                outcome.accepted,
+                outcome.duplicates + outcome.superseded,
+                len(batch.rejected),
+            )
+        ),
     )
 
 
@@ -74,7 +82,10 @@ async def post_import(request: web.Request) -> web.Response:
     except BaseException:
         await uploads.discard(directory)
         raise
-    return json_response({"job_id": job_id, "status": "queued", "files_total": files}, status=202)
+    told = summary.header(summary.upload(job_id, files, (item.name for item in items)))
+    return json_response(
+        {"job_id": job_id, "status": "queued", "files_total": files}, status=202, headers=told
+    )
 
 
 async def get_import(request: web.Request) -> web.Response:
