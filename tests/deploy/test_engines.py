@@ -113,6 +113,24 @@ def test_kafka_listener_is_what_the_services_connect_to() -> None:
         assert {"key": "ca.crt", "path": file} in secret["items"], name
 
 
+def test_engines_admit_only_the_services_that_use_them() -> None:
+    def names(peer: dict[str, Any]) -> set[str]:
+        [expression] = peer["podSelector"]["matchExpressions"]
+        assert (expression["key"], expression["operator"]) == ("app.kubernetes.io/name", "In")
+        return set(expression["values"])
+
+    [listener] = one("Kafka", "snapline")["spec"]["kafka"]["listeners"]
+    pods = [names(p) for p in listener["networkPolicyPeers"] if "podSelector" in p]
+    assert pods == [set(KAFKA_SERVICES)]
+    for policy, users in (
+        ("redis-from-services", set(SERVICES)),
+        ("postgres-from-services", {"gateway", "ingest", "query", "analytics"}),
+        ("otel-collector-from-services", set(SERVICES)),
+    ):
+        rules = one("NetworkPolicy", policy)["spec"]["ingress"]
+        assert names(rules[0]["from"][0]) == users, policy
+
+
 def test_the_manifests_settings_are_accepted_at_start(tmp_path: Path) -> None:
     ca = tmp_path / "ca.crt"
     ca.write_text("")
