@@ -49,11 +49,27 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap: str = "127.0.0.1:19092"
     topic_prefix: str = "snapline"
     play_partitions: int = 6
+    # Replicas of each topic python -m shared.topics creates: 1 on a single local broker, 3 on a
+    # cluster (min.insync.replicas follows it: see min_insync_replicas).
+    replication_factor: int = 1
+    # How every client of the project connects (shared/kafkaauth.py): PLAINTEXT locally; SASL_SSL
+    # with SCRAM-SHA-512 against the Strimzi cluster of deploy/k8s.
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""  # the brokers' CA (PEM); the system's CAs when empty
+    ssl_certfile: str = ""  # a client certificate and its key, for mutual TLS
+    ssl_keyfile: str = ""
 
     @property
     def plays_topic(self) -> str:
@@ -62,6 +78,94 @@ class KafkaSettings:
     @property
     def dead_letter_topic(self) -> str:
         return f"{self.topic_prefix}.plays.dlq.v1"
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """Replicas that must have a record before acks=all answers: 2 of 3 (one broker may be
+        down and writes go on, and no acknowledged record lives on one disk only); 1 with fewer
+        than three, where 2 would stop every write while one broker is down."""
+        return 2 if self.replication_factor >= 3 else 1
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """`name` from the environment, or the contents of the file `<name>_FILE` names (a mounted
+    Secret), never both."""
+    value, path = env.get(name, ""), env.get(f"{name}_FILE", "")
+    if value and path:
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return value
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except OSError as exc:
+        raise SettingsError(f"{name}_FILE names {path!r}, which cannot be read: {exc.strerror}") from None
+
+
+def _kafka(env: Mapping[str, str]) -> KafkaSettings:
+    """The Kafka settings, refused with one sentence when they cannot work together."""
+    protocol = env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper() or "PLAINTEXT"
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, not {protocol!r}"
+        )
+    settings = KafkaSettings(
+        bootstrap=env.get("KAFKA_BOOTSTRAP", KafkaSettings.bootstrap),
+        topic_prefix=env.get("KAFKA_TOPIC_PREFIX", KafkaSettings.topic_prefix),
+        play_partitions=_int(env, "KAFKA_PLAY_PARTITIONS", 6),
+        replication_factor=_int(env, "KAFKA_REPLICATION_FACTOR", 1),
+        security_protocol=protocol,
+        sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "").strip().upper(),
+        sasl_username=env.get("KAFKA_SASL_USERNAME", ""),
+        sasl_password=_secret(env, "KAFKA_SASL_PASSWORD"),
+        ssl_cafile=env.get("KAFKA_SSL_CAFILE", ""),
+        ssl_certfile=env.get("KAFKA_SSL_CERTFILE", ""),
+        ssl_keyfile=env.get("KAFKA_SSL_KEYFILE", ""),
+    )
+    _check_kafka(settings)
+    return settings
+
+
+def _check_kafka(k: KafkaSettings) -> None:
+    if k.replication_factor < 1:
+        raise SettingsError(f"KAFKA_REPLICATION_FACTOR must be 1 or more, got {k.replication_factor}")
+    if k.uses_sasl:
+        if k.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(
+                f"KAFKA_SECURITY_PROTOCOL={k.security_protocol} needs KAFKA_SASL_MECHANISM, one of "
+                f"{', '.join(KAFKA_SASL_MECHANISMS)}; got {k.sasl_mechanism or 'nothing'}"
+            )
+        if not (k.sasl_username and k.sasl_password):
+            raise SettingsError(
+                f"KAFKA_SECURITY_PROTOCOL={k.security_protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+    elif k.sasl_mechanism or k.sasl_username or k.sasl_password:
+        raise SettingsError(
+            f"KAFKA_SASL_* settings are given but KAFKA_SECURITY_PROTOCOL is {k.security_protocol}: "
+            "set it to SASL_SSL (or SASL_PLAINTEXT) to use them, or remove them"
+        )
+    tls_files = {"KAFKA_SSL_CAFILE": k.ssl_cafile, "KAFKA_SSL_CERTFILE": k.ssl_certfile,
+                 "KAFKA_SSL_KEYFILE": k.ssl_keyfile}  # fmt: skip
+    given = [name for name, value in tls_files.items() if value]
+    if given and not k.uses_tls:
+        raise SettingsError(
+            f"{', '.join(given)} given but KAFKA_SECURITY_PROTOCOL is {k.security_protocol}: "
+            "set it to SSL or SASL_SSL to use them, or remove them"
+        )
+    if bool(k.ssl_certfile) != bool(k.ssl_keyfile):
+        raise SettingsError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together: set both or neither")
+    for name in given:
+        if not os.path.isfile(tls_files[name]):
+            raise SettingsError(f"{name} names {tls_files[name]!r}, which is not a readable file")
 
 
 TRACE_EXPORTERS = ("none", "console", "otlp")
@@ -252,11 +356,7 @@ class Settings:
             redis_pool_timeout=_float(env, "REDIS_POOL_TIMEOUT", 2.0),
             redis_pipeline_max_pending=_int(env, "REDIS_PIPELINE_MAX_PENDING", 1024),
             database_pool_max=_int(env, "DATABASE_POOL_MAX", 0),
-            kafka=KafkaSettings(
-                bootstrap=env.get("KAFKA_BOOTSTRAP", KafkaSettings.bootstrap),
-                topic_prefix=env.get("KAFKA_TOPIC_PREFIX", KafkaSettings.topic_prefix),
-                play_partitions=_int(env, "KAFKA_PLAY_PARTITIONS", 6),
-            ),
+            kafka=_kafka(env),
             log_level=env.get("LOG_LEVEL", "info").lower(),
             log_json=None if log_json is None else log_json.lower() in ("1", "true", "yes"),
             tracing=TraceSettings.from_env(env),

@@ -22,6 +22,8 @@ from opentelemetry.util.types import AttributeValue
 from shared.config import KafkaSettings, Settings
 from shared.deps import Dependency, Unavailable
 from shared.http import add_background, add_dependency
+from shared.kafkaauth import check as check_client_settings
+from shared.kafkaauth import client_options
 from shared.logging import bound_contextvars, get_logger
 from shared.telemetry import (
     CONSUMER_BATCH_SECONDS,
@@ -98,9 +100,13 @@ def history_games(records: Sequence[Record]) -> set[str]:
 
 
 def make_producer(settings: KafkaSettings, client_id: str) -> AIOKafkaProducer:
-    """A producer that never reports a record as sent before every in-sync replica has it."""
+    """A producer that never reports a record as sent before every in-sync replica has it.
+
+    acks=all waits for every replica in sync, and the topic's min.insync.replicas (2 of 3 on a
+    cluster) refuses a write with fewer: an acknowledged record survives the loss of a broker.
+    """
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
+        **client_options(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,  # no duplicates or reordering from the producer's own retries
@@ -129,6 +135,7 @@ async def _check_producer(producer: AIOKafkaProducer) -> object:
 
 def producer_dependency(settings: Settings) -> Dependency[AIOKafkaProducer]:
     """The service's producer, started in the background."""
+    check_client_settings(settings.kafka)  # a TLS file that cannot be loaded stops the start here
     return Dependency(
         "kafka",
         settings.service,
@@ -151,10 +158,15 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
         NewTopic(
             settings.plays_topic,
             settings.play_partitions,
-            1,
-            topic_configs={"min.insync.replicas": "1", **RETAINED_FOREVER},
+            settings.replication_factor,
+            topic_configs={"min.insync.replicas": str(settings.min_insync_replicas), **RETAINED_FOREVER},
         ),
-        NewTopic(settings.dead_letter_topic, 1, 1, topic_configs=dict(RETAINED_FOREVER)),
+        NewTopic(
+            settings.dead_letter_topic,
+            1,
+            settings.replication_factor,
+            topic_configs={"min.insync.replicas": str(settings.min_insync_replicas), **RETAINED_FOREVER},
+        ),
     ]
 
 
@@ -164,7 +176,7 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[NewTopic] | No
     Returns the names created. Waiting matters: a consumer that subscribes before the new
     topic's metadata is out is assigned no partitions until its next metadata refresh.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="snapline-topics")
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="snapline-topics")
     await admin.start()
     try:
         wanted = list(topics or topic_specs(settings))
@@ -208,7 +220,7 @@ async def _set_configs(admin: AIOKafkaAdminClient, topics: Sequence[NewTopic]) -
 async def delete_topics(settings: KafkaSettings) -> None:
     """Delete the platform's topics under `settings.topic_prefix` and the consumer groups named
     `<prefix>-*` that read them (tests and benchmarks clean up)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="snapline-topics")
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="snapline-topics")
     await admin.start()
     try:
         await admin.delete_topics([t.name for t in topic_specs(settings)])
@@ -292,6 +304,7 @@ class ConsumerLoop:
         self._batch_attempts = batch_attempts
         # Projectors trade a few ms of latency for bigger transactions; live keeps 0.
         self._fetch_wait_ms = fetch_wait_ms
+        check_client_settings(settings.kafka)
         self._processed: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
@@ -312,7 +325,7 @@ class ConsumerLoop:
 
     async def start(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka.bootstrap,
+            **client_options(self._settings.kafka),
             group_id=self.group,
             client_id=f"snapline-{self._settings.service}",
             enable_auto_commit=False,

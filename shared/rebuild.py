@@ -35,6 +35,7 @@ from shared.config import Settings
 from shared.db import Pools, lock_key, open_pools, postgres_dependency
 from shared.deps import Dependency
 from shared.kafka import TRANSIENT, Record, delete_groups
+from shared.kafkaauth import client_options
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -104,7 +105,7 @@ class _Replay:
         self._apply = apply
         self.group = group
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka.bootstrap, group_id=group, client_id=f"snapline-rebuild-{target}",
+            **client_options(settings.kafka), group_id=group, client_id=f"snapline-rebuild-{target}",
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
             max_poll_records=settings.consumer_batch, fetch_max_bytes=32 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -198,7 +199,7 @@ class _Replay:
     async def close(self) -> None:
         """Leave and delete the rebuild's group."""
         await self.consumer.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka.bootstrap,
+        admin = AIOKafkaAdminClient(**client_options(self._settings.kafka),
                                     client_id="snapline-rebuild")  # fmt: skip
         await admin.start()
         try:

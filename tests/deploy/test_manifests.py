@@ -24,7 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SERVICES = ("gateway", "ingest", "query", "analytics", "live")
 INFRA = ("kafka", "postgres", "redis")
-WITH_HPA = ("gateway", "query", "live")
+WITH_HPA = ("gateway",)
+# Scaled by KEDA on their consumer group's lag (keda.yaml); KEDA makes their HPA itself.
+WITH_KEDA = ("query", "analytics", "live")
+OBSERVABILITY = ("otel-collector", "prometheus", "grafana")
+# Read by the OpenTelemetry exporter itself (the standard variable), not by shared/config.py.
+EXPORTER_VARS = frozenset({"OTEL_EXPORTER_OTLP_ENDPOINT"})
 # Variables whose value names another container or Service: (scheme added when missing).
 URL_VARS = ("DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "KAFKA_BOOTSTRAP")
 UPSTREAM_VARS = {f"{name.upper()}_URL": name for name in SERVICES if name != "gateway"}
@@ -130,7 +135,7 @@ def test_compose_env_names_are_read_by_settings(compose: dict[str, Any]) -> None
         if name == "jwt-keys":  # a command line tool, not a service: it reads no settings
             continue
         module = module_of(svc["command"])
-        unknown = set(svc.get("environment") or {}) - names_read(module)
+        unknown = set(svc.get("environment") or {}) - names_read(module) - EXPORTER_VARS
         assert not unknown, f"compose service {name} sets {sorted(unknown)}, which {module} never reads"
 
 
@@ -144,7 +149,7 @@ def test_compose_services_listen_on_their_ports(compose: dict[str, Any]) -> None
     assert compose["gateway"]["ports"] == ["8080:8080"]
     for name in ("topics", *SERVICES[1:]):
         assert "ports" not in compose[name], f"only the gateway is published; {name} is too"
-    for name in INFRA:
+    for name in (*INFRA, *OBSERVABILITY):
         for mapping in compose[name].get("ports", []):
             assert str(mapping).startswith("127.0.0.1:"), f"{name} published beyond this machine"
 
@@ -251,7 +256,7 @@ def test_every_command_is_python_m_a_module_of_the_project() -> None:
     compose = yaml.safe_load((ROOT / "compose.yml").read_text())["services"]
     commands = {name: svc["command"] for name, svc in app_services(compose).items()}
     for _, doc in k8s_docs():
-        for name, container in containers(doc):
+        for name, container in snapline_containers(doc):
             assert "command" not in container, f"k8s {name} overrides the image's ENTRYPOINT"
             commands[f"k8s {name}"] = container["args"]
     for name, args in commands.items():
@@ -298,6 +303,13 @@ def containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"{doc['kind']} {doc['metadata']['name']}", container
 
 
+def snapline_containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The containers that run the project's image (the others are the engines' and tools')."""
+    for name, container in containers(doc):
+        if container["image"] == "snapline":
+            yield name, container
+
+
 def resolve_port(container: dict[str, Any], port: int | str) -> int:
     if isinstance(port, int):
         return port
@@ -320,7 +332,12 @@ def test_kustomization_lists_every_manifest() -> None:
     files = {p.name for p in K8S.glob("*.y*ml")} - {"kustomization.yaml"}
     listed = kustomization["resources"]
     assert len(listed) == len(set(listed)), "a manifest is listed twice"
-    assert set(listed) == files, f"unlisted: {files - set(listed)}; missing: {set(listed) - files}"
+    # ../observability: the ConfigMaps generated from deploy/observability's files.
+    folders = {r for r in listed if (K8S / r).is_dir()}
+    assert folders == {"../observability"}, folders
+    assert (K8S / "../observability/kustomization.yaml").is_file()
+    listed_files = set(listed) - folders
+    assert listed_files == files, f"unlisted: {files - listed_files}; missing: {listed_files - files}"
 
 
 def test_every_service_has_its_objects() -> None:
@@ -332,6 +349,16 @@ def test_every_service_has_its_objects() -> None:
         hpa = one("HorizontalPodAutoscaler", name)["spec"]
         assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    for name in WITH_KEDA:
+        # KEDA makes the HPA of a ScaledObject; a second one on the Deployment would fight it.
+        assert not find("HorizontalPodAutoscaler", name), f"{name} has an HPA beside its ScaledObject"
+        scaled = one("ScaledObject", name)["spec"]
+        assert scaled["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert scaled["minReplicaCount"] == one("Deployment", name)["spec"]["replicas"]
+    targets = [
+        d["spec"]["scaleTargetRef"]["name"] for d in find("HorizontalPodAutoscaler") + find("ScaledObject")
+    ]
+    assert len(targets) == len(set(targets)), f"a Deployment has two autoscalers: {targets}"
 
 
 def test_deployments_probe_and_serve_the_service_port() -> None:
@@ -385,33 +412,64 @@ def test_pods_run_locked_down() -> None:
             assert context.get("allowPrivilegeEscalation") is False, f"{file}: {name}"
 
 
+# Secrets the operators write (never committed), and the keys of each the Deployments may read:
+# CloudNativePG's app user of the Cluster snapline-pg, and Strimzi's KafkaUser Secrets (one per
+# user, named like it).
+GENERATED_SECRETS = {
+    "snapline-pg-app": {"uri", "username", "password"},
+    **{f"snapline-{name}": {"password"} for name in SERVICES if name != "gateway"},
+}
+
+
+def substituted(container: dict[str, Any]) -> set[str]:
+    """Variables another variable of the container expands with $(NAME) (and no process reads)."""
+    values = " ".join(str(e.get("value", "")) for e in container.get("env", []))
+    return set(re.findall(r"\$\(([A-Z_][A-Z0-9_]*)\)", values))
+
+
 def test_k8s_env_names_are_read_by_settings() -> None:
-    shared, secret = configmap(), one("Secret", "snapline-secrets")
-    secret_keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    shared = configmap()
     for file, doc in k8s_docs():
-        for name, container in containers(doc):
+        for name, container in snapline_containers(doc):
             read = names_read(module_of(container["args"]))
             for source in container.get("envFrom", []):
                 ref = source["configMapRef"]["name"]
                 assert ref == "snapline-config", f"{file}: {name} reads unknown ConfigMap {ref}"
-                unknown = set(shared) - read
+                unknown = set(shared) - read - EXPORTER_VARS
                 assert not unknown, f"{file}: {name} gets {sorted(unknown)} but never reads them"
+            helpers = substituted(container)
+            names = [e["name"] for e in container.get("env", [])]
             for var, value in env_of(container).items():
-                assert var in read, f"{file}: {name} sets {var}, which its settings never read"
+                assert var in read or var in helpers, (
+                    f"{file}: {name} sets {var}, which its settings never read"
+                )
                 ref = value.get("secretKeyRef") if isinstance(value, dict) else None
                 if ref:
-                    assert ref["name"] == "snapline-secrets" and ref["key"] == var, (file, var)
-                    assert ref["key"] in secret_keys or ref.get("optional"), f"{file}: {var} not in Secret"
-    assert secret_keys <= names_read("gateway") | names_read("query"), secret_keys
+                    keys = GENERATED_SECRETS.get(ref["name"])
+                    assert keys is not None, (
+                        f"{file}: {var} reads Secret {ref['name']}, which nothing generates"
+                    )
+                    assert ref["key"] in keys, f"{file}: {var} reads key {ref['key']} of {ref['name']}"
+            for helper in helpers:  # expanded only from variables defined before it
+                users = [i for i, n in enumerate(names) if f"$({helper})" in str(env_of(container)[n])]
+                assert helper in names and names.index(helper) < min(users), (
+                    f"{file}: $({helper}) is not set first"
+                )
 
 
-def test_secret_holds_placeholders_only() -> None:
-    secret = one("Secret", "snapline-secrets")
-    assert {"DATABASE_URL"} <= set(secret["stringData"])
-    assert "JWT_SECRET" not in secret["stringData"]  # tokens are signed with keys of the installation's own
-    assert "data" not in secret, "base64 data hides whether a value is a placeholder"
-    for key, value in secret["stringData"].items():
-        assert "REPLACE-ME" in value, f"{key} looks like a real credential; keep placeholders here"
+def test_no_credential_is_committed() -> None:
+    """Every credential is generated in the cluster: the manifests hold no Secret and no literal
+    password; a variable that carries one reads an operator's Secret."""
+    assert not find("Secret"), "a Secret is committed: let an operator or `kubectl create secret` make it"
+    for file, doc in k8s_docs():
+        for name, container in containers(doc):
+            for var, value in env_of(container).items():
+                if re.search(r"PASSWORD|SECRET|TOKEN", var) and not var.endswith("_FILE"):
+                    assert isinstance(value, dict), f"{file}: {name} sets {var} to a literal"
+            for var, value in env_of(container).items():
+                assert not re.search(r"://[^/@\s$]+:[^/@\s$(]+@", str(value)), (
+                    f"{file}: {name} {var} has a password"
+                )
 
 
 def test_configmap_upstreams_are_the_services() -> None:
@@ -420,14 +478,6 @@ def test_configmap_upstreams_are_the_services() -> None:
         host, port = host_port(shared[var])
         service = one("Service", name)["spec"]["ports"][0]
         assert (host, port) == (name, service["port"]), f"{var} misses Service {name}"
-
-
-def test_topics_job_creates_the_topics() -> None:
-    job = one("Job", "topics")
-    [(_, container)] = containers(job)
-    assert container["args"] == ["shared.topics"]
-    assert {"configMapRef": {"name": "snapline-config"}} in container["envFrom"]
-    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
 
 
 def test_ingress_reaches_only_the_gateway_and_keeps_websockets_open() -> None:
