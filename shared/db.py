@@ -180,7 +180,7 @@ async def migrate(pool: asyncpg.Pool, package: str) -> None:
         log.info("schema_migrated", package=package, digest=digest[:12])
 
 
-_PARTITION_LOCK = 0x736E61706C696E65  # 'snapline': serialises partition DDL across instances
+PARTITION_LOCK = 0x736E61706C696E65  # 'snapline': serialises partition DDL across instances
 
 
 def lock_key(name: str) -> int:
@@ -224,7 +224,7 @@ class SeasonPartitions:
             return
         async with conn.transaction():
             await share_swap_lock(conn, self._swap_lock)  # before the partition lock, as a swap takes them
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
             for season in sorted(missing):
                 await conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self.table}_{season:d} PARTITION OF {self.table} "

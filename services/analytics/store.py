@@ -121,6 +121,8 @@ def _total_columns(totals: dict[Week, Entries]) -> list[list[Any]]:
 
 SPLIT_PLAYS = 2000
 GENERATIONS = "analytics_generations"  # the answer cache's generations (shared/answers.py)
+# Seasons in cold storage (services/analytics/archive.py; written by shared/archive.py): reads answer 410.
+ARCHIVED = "analytics_archived_seasons"
 # `snapline rebuild analytics` swaps the four tables under it; every write transaction holds it shared.
 SWAP_LOCK = swap_lock("services.analytics")
 # EP/WP of analytics_plays, a whole game at a time (shared/valuing.py).
