@@ -1,0 +1,225 @@
+"""`snapline archive` / `snapline restore` on real games of a real season, on real PostgreSQL.
+
+The first week of the 2009 regular season (16 games) and a 2009 playoff game played in January
+2010 (its id says 2010, its season is 2009) go through the query projector and the analytics
+store, beside one 2010 game; query and analytics run in process on the same tables. 2009 is
+archived to a directory (ARCHIVE_KEEP_SEASONS=1 keeps 2010 alone), which must hold one zstd
+Parquet file per table and a manifest whose rows and checksums are the live rows'; the
+partitions and rows are gone, every read of 2009 answers 410 naming the restore command, 2010 is
+untouched; a tampered file restores nothing; the real restore brings back equal checksums and
+the same answers as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from aiohttp.test_utils import TestClient
+
+from services.analytics.app import create_app as analytics_app
+from services.analytics.archive import OWNER as ANALYTICS
+from services.analytics.store import AggregateStore
+from services.query.app import create_app as query_app
+from services.query.archive import OWNER as QUERY
+from services.query.projection import Projector
+from shared.archive import ArchiveError, SeasonOwner, season_digests
+from shared.config import Settings
+from shared.db import postgres_dependency
+from shared.events import PlayRecorded
+from shared.lifecycle import Target, archive_season, restore_season
+from snapline_cli.main import main
+from tests.factories import real_games
+from tests.servers import ServiceServer
+
+WEEK_ONE = ["2009091000", *(f"20090913{n:02d}" for n in range(13)), "2009091400", "2009091401"]
+PLAYOFF = "2010010900"  # a 2009 wild-card game, played in January 2010
+LATER = "2010090900"  # the 2010 opener: a season the policy keeps
+ARCHIVED_READS = [
+    "/v1/plays?season=2009&sort=oldest&limit=500",
+    f"/v1/plays?game_id={PLAYOFF}&limit=50",
+    "/v1/games?season=2009",
+    f"/v1/games/{WEEK_ONE[0]}",
+    "/v1/players?season=2009&limit=100",
+    "/v1/analytics/leaders?stat=defense.sacks&season=2009&limit=20",
+    "/v1/analytics/defense/pressure-leaders?season=2009&min_snaps=1&limit=50",
+    "/v1/analytics/epa?group=team&side=offense&season=2009&season_type=ALL",
+]
+ACTIVE_READS = ["/v1/games?season=2010", "/v1/analytics/leaders?stat=defense.sacks&season=2010"]
+
+
+@pytest.fixture(scope="module")
+def events() -> list[PlayRecorded]:
+    games = real_games(*WEEK_ONE, PLAYOFF, LATER)
+    assert {e.game.season for e in games[PLAYOFF]} == {2009}
+    return [e for g in games.values() for e in g]
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    targets: list[Target]
+    cold: Path
+    query: TestClient[Any, Any]
+    analytics: TestClient[Any, Any]
+    pools: dict[str, Any]
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        client = self.analytics if path.startswith("/v1/analytics") else self.query
+        async with client.get(path) as resp:
+            return resp.status, await resp.json()
+
+    async def digests(self, owner: SeasonOwner, season: int) -> dict[str, tuple[int, str]]:
+        async with self.pools[owner.name].acquire() as conn, conn.transaction():
+            return await season_digests(conn, owner, season)
+
+
+@pytest.fixture
+async def platform(
+    topics: Settings, make_settings: Callable[..., Settings], database_url: str, started: Any,
+    events: list[PlayRecorded], tmp_path: Path,
+) -> AsyncIterator[Platform]:  # fmt: skip
+    cold = tmp_path / "cold"
+    env = {"DATABASE_URL": database_url, "ARCHIVE_URL": str(cold), "ARCHIVE_KEEP_SEASONS": "1",
+           "ARCHIVE_BATCH_ROWS": "1000"}  # fmt: skip
+    query_db = postgres_dependency(make_settings("query", **env), migrations="services.query")
+    analytics_db = postgres_dependency(make_settings("analytics", **env), migrations="services.analytics")
+    pools = {"query": (await started(query_db)).primary, "analytics": (await started(analytics_db)).primary}
+    await Projector(query_db).apply(events)
+    await AggregateStore(analytics_db).apply(events)
+    clients = []
+    for create, service in ((query_app, "query"), (analytics_app, "analytics")):
+        client: TestClient[Any, Any] = TestClient(ServiceServer(create(make_settings(service, **env))))
+        await client.start_server()
+        clients.append(client)
+    try:
+        targets = [Target(QUERY, database_url), Target(ANALYTICS, database_url)]
+        platform = Platform(make_settings("cli", **env), targets, cold, *clients, pools=pools)
+        await _until_ready(platform)
+        yield platform
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def _until_ready(platform: Platform) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    for path in ("/v1/games?season=2009", "/v1/analytics/leaders?stat=defense.sacks&season=2009"):
+        while (await platform.get(path))[0] != 200:
+            assert asyncio.get_running_loop().time() < deadline, f"{path} never answered"
+            await asyncio.sleep(0.1)
+
+
+async def _answers(platform: Platform, paths: list[str]) -> dict[str, Any]:
+    out = {}
+    for path in paths:
+        status, body = await platform.get(path)
+        assert status == 200, (path, body)
+        out[path] = body
+    return out
+
+
+async def _exists(platform: Platform, relation: str) -> bool:
+    return await platform.pools["query"].fetchval("SELECT to_regclass($1) IS NOT NULL", relation)  # type: ignore[no-any-return]
+
+
+async def test_a_real_season_round_trips_through_cold_storage_with_equal_checksums(
+    platform: Platform,
+) -> None:
+    before = {o.name: await platform.digests(o, 2009) for o in (QUERY, ANALYTICS)}
+    later = {o.name: await platform.digests(o, 2010) for o in (QUERY, ANALYTICS)}
+    assert before["query"]["plays"][0] > 2500 and before["analytics"]["defender_plays"][0] > 1000
+    answers = await _answers(platform, ARCHIVED_READS + ACTIVE_READS)
+    some_play = answers[ARCHIVED_READS[0]]["items"][0]["play_id"]
+    answers[f"/v1/plays/{some_play}"] = (await platform.get(f"/v1/plays/{some_play}"))[1]
+
+    archived = await archive_season(platform.settings, platform.targets, 2009)
+
+    # The files and the manifest: one zstd Parquet file per table, rows and checksums the live rows'.
+    manifest = json.loads((platform.cold / "2009" / "manifest.json").read_text())
+    assert manifest["season"] == 2009 and manifest["checksum"] == archived.checksum
+    assert set(manifest["schemas"]) == {"services.query", "services.analytics"}
+    for owner in (QUERY, ANALYTICS):
+        for table, (rows, digest) in before[owner.name].items():
+            entry = manifest["tables"][table]
+            assert (entry["owner"], entry["rows"], entry["sha256"]) == (owner.name, rows, digest), table
+            parquet = pq.ParquetFile(platform.cold / "2009" / entry["file"])
+            assert parquet.metadata.num_rows == rows
+            assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+            assert entry["bytes"] == (platform.cold / "2009" / entry["file"]).stat().st_size
+    # The partitions and rows are gone; 2010 is as it was.
+    for part in ("plays_2009", "defender_plays_2009", "analytics_plays_2009"):
+        assert not await _exists(platform, part), part
+    for owner in (QUERY, ANALYTICS):
+        assert {t: n for t, (n, _) in (await platform.digests(owner, 2009)).items()} == dict.fromkeys(
+            owner.keys, 0
+        )
+        assert await platform.digests(owner, 2010) == later[owner.name]
+    # Every read of 2009 (by season, by game, by play) answers 410 with the command; 2010 answers as before.
+    for path in [*ARCHIVED_READS, f"/v1/plays/{some_play}"]:
+        status, body = await platform.get(path)
+        assert status == 410, (path, body)
+        assert body["error"]["code"] == "season_archived"
+        assert "snapline restore 2009" in body["error"]["message"]
+    assert await _answers(platform, ACTIVE_READS) == {p: answers[p] for p in ACTIVE_READS}
+
+    # A file changed in cold storage (same rows, one value different) restores nothing.
+    plays_file = platform.cold / "2009" / "plays.parquet"
+    original = plays_file.read_bytes()
+    table = pq.read_table(plays_file)
+    yards = table.column("yards_gained").to_pylist()
+    yards[0] = (yards[0] or 0) + 1
+    pq.write_table(table.set_column(table.schema.get_field_index("yards_gained"),
+                                    table.schema.field("yards_gained"), pa.array(yards, pa.int32())),
+                   plays_file, compression="zstd")  # fmt: skip
+    with pytest.raises(ArchiveError, match="plays: the restored table has"):
+        await restore_season(platform.settings, platform.targets, 2009)
+    assert not await _exists(platform, "plays_2009")
+    assert (await platform.get(ARCHIVED_READS[0]))[0] == 410
+    plays_file.write_bytes(original)
+
+    restored = await restore_season(platform.settings, platform.targets, 2009)
+    assert restored.checksum == archived.checksum
+    assert {o.name: await platform.digests(o, 2009) for o in (QUERY, ANALYTICS)} == before
+    assert await _answers(platform, list(answers)) == answers
+
+
+async def test_bad_requests_are_refused_with_a_sentence_and_change_nothing(platform: Platform) -> None:
+    settings, targets = platform.settings, platform.targets
+    before = await platform.digests(QUERY, 2010)
+    for season, says in ((2010, "kept active by the policy"), (1999, "no season 1999 in the data")):
+        with pytest.raises(ArchiveError, match=says):
+            await archive_season(settings, targets, season)
+    with pytest.raises(ArchiveError, match="season 2010 is not archived: it is active"):
+        await restore_season(settings, targets, 2010)
+    with pytest.raises(ArchiveError, match="no season 1999 in the data or the archive"):
+        await restore_season(settings, targets, 1999)
+    await archive_season(settings, targets, 2009)
+    with pytest.raises(ArchiveError, match=r"already archived .*snapline restore 2009"):
+        await archive_season(settings, targets, 2009)
+    assert await platform.digests(QUERY, 2010) == before
+    assert not (platform.cold / "2010").exists()
+
+
+async def test_the_cli_lists_the_policy_and_says_why_it_refuses(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DATABASE_URL", "ARCHIVE_URL", "ARCHIVE_KEEP_SEASONS"):
+        monkeypatch.setenv(name, {"DATABASE_URL": platform.targets[0].database_url,
+                                  "ARCHIVE_URL": str(platform.cold), "ARCHIVE_KEEP_SEASONS": "1"}[name])  # fmt: skip
+    assert await asyncio.to_thread(main, ["archive", "--policy", "--dry-run"]) == 0
+    assert "seasons stay active (2010); to archive: 2009" in capsys.readouterr().out
+    assert not platform.cold.exists()
+    assert await asyncio.to_thread(main, ["restore", "2010"]) == 1
+    assert "restore failed: season 2010 is not archived: it is active" in capsys.readouterr().err
+    for argv in (["archive"], ["archive", "2009", "--dry-run"], ["archive", "2009", "--policy"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2
