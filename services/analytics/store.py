@@ -162,7 +162,9 @@ class AggregateStore:
         self._swap_lock = swap_lock  # None: a rebuild's own store, writing its shadow tables
         # None: plays are stored without EP/WP (a rebuild's shadow: the service values it once swapped in)
         self._models = models
-        self._partitions = [SeasonPartitions(t, swap_lock) for t in ("defender_plays", "analytics_plays")]
+        self._partitions = [
+            SeasonPartitions(t, swap_lock, archived=ARCHIVED) for t in ("defender_plays", "analytics_plays")
+        ]
         # Players as last written by this process; remembered only once their transaction commits.
         self._players: dict[str, tuple[str, str | None, str, str | None]] = {}
         self.split_at = SPLIT_PLAYS  # batches of at least this many plays are applied in two halves
