@@ -35,6 +35,7 @@ class OwnedTables:
     swap_lock: int  # held shared by the package's writers (shared.db.share_swap_lock)
     checksums: Mapping[str, Checksum]  # every table, in swap order
     partitioned: tuple[str, ...] = field(default=())  # the season-partitioned ones (SeasonPartitions)
+    archived: str | None = None  # the package's table of seasons in cold storage (shared/archive.py)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -77,6 +78,29 @@ async def match_partitions(live: asyncpg.Connection, shadow: asyncpg.Connection,
     for table in owned.partitioned:
         seasons = await partition_seasons(live, live_schema, table)
         await SeasonPartitions(table).ensure(shadow, seasons)
+
+
+async def drop_archived(live: asyncpg.Connection, shadow: asyncpg.Connection, owned: OwnedTables,
+                        live_schema: str) -> list[int]:  # fmt: skip
+    """Remove from the shadow the seasons the live tables have in cold storage: the topic keeps every
+    season, so a replay brings them back, and the swap must not put them beside their archived mark."""
+    if owned.archived is None:
+        return []
+    seasons = sorted(
+        r[0] for r in await live.fetch(f"SELECT season FROM {ident(live_schema)}.{ident(owned.archived)}")
+    )
+    if not seasons:
+        return []
+    for table in owned.tables:
+        if table in owned.partitioned:
+            for season in seasons:
+                await shadow.execute(f"DROP TABLE IF EXISTS {ident(f'{table}_{season:d}')}")
+        elif await shadow.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'season')",
+            ident(table),
+        ):
+            await shadow.execute(f"DELETE FROM {ident(table)} WHERE season = ANY($1::int[])", seasons)
+    return seasons
 
 
 async def swap(conn: asyncpg.Connection, owned: OwnedTables, live: str, shadow: str) -> None:

@@ -23,18 +23,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 
 from services.analytics.app import create_app as analytics_app
 from services.analytics.archive import OWNER as ANALYTICS
+from services.analytics.rebuild import TARGET as ANALYTICS_REBUILD
 from services.analytics.store import AggregateStore
 from services.query.app import create_app as query_app
 from services.query.archive import OWNER as QUERY
 from services.query.projection import Projector
+from services.query.rebuild import TARGET as QUERY_REBUILD
 from shared.archive import ArchiveError, SeasonOwner, season_digests
 from shared.config import Settings
 from shared.db import postgres_dependency
-from shared.events import PlayRecorded
+from shared.events import PlayEventBatch, PlayRecorded, encoder
+from shared.kafka import make_producer
 from shared.lifecycle import Target, archive_season, restore_season
+from shared.rebuild import rebuild
 from snapline_cli.main import main
 from tests.factories import real_games
 from tests.servers import ServiceServer
@@ -65,6 +70,7 @@ def events() -> list[PlayRecorded]:
 @dataclass
 class Platform:
     settings: Settings
+    service: Callable[[str], Settings]
     targets: list[Target]
     cold: Path
     query: TestClient[Any, Any]
@@ -75,6 +81,12 @@ class Platform:
         client = self.analytics if path.startswith("/v1/analytics") else self.query
         async with client.get(path) as resp:
             return resp.status, await resp.json()
+
+    async def rows(self, season: int) -> dict[str, int]:
+        out = {}
+        for owner in (QUERY, ANALYTICS):
+            out.update({t: n for t, (n, _) in (await self.digests(owner, season)).items()})
+        return out
 
     async def digests(self, owner: SeasonOwner, season: int) -> dict[str, tuple[int, str]]:
         async with self.pools[owner.name].acquire() as conn, conn.transaction():
@@ -101,7 +113,10 @@ async def platform(
         clients.append(client)
     try:
         targets = [Target(QUERY, database_url), Target(ANALYTICS, database_url)]
-        platform = Platform(make_settings("cli", **env), targets, cold, *clients, pools=pools)
+        platform = Platform(
+            make_settings("cli", **env), lambda name: make_settings(name, **env), targets, cold, *clients,
+            pools=pools,
+        )  # fmt: skip
         await _until_ready(platform)
         yield platform
     finally:
@@ -223,3 +238,50 @@ async def test_the_cli_lists_the_policy_and_says_why_it_refuses(
         with pytest.raises(SystemExit) as done:
             main(argv)
         assert done.value.code == 2
+
+
+async def test_late_events_and_a_rebuild_leave_an_archived_season_archived(
+    platform: Platform, events: list[PlayRecorded]
+) -> None:
+    before = {o.name: await platform.digests(o, 2009) for o in (QUERY, ANALYTICS)}
+    await archive_season(platform.settings, platform.targets, 2009)
+    # Every event again through the topic, as ingest publishes them (a game's events per record).
+    settings = platform.service("query")
+    topic = settings.kafka.plays_topic
+    late = 0
+    producer = make_producer(settings.kafka, "test-archive")
+    await producer.start()
+    try:
+        by_game: dict[str, list[PlayRecorded]] = {}
+        for e in events:
+            by_game.setdefault(e.game.game_id, []).append(e)
+        for game_id, game in by_game.items():
+            for start in range(0, len(game), 150):
+                batch = PlayEventBatch(game_id=game_id, events=list(game[start : start + 150]))
+                await producer.send(topic, encoder.encode(batch), key=game_id.encode())
+                late += game[0].game.season == 2009
+        await producer.flush()
+    finally:
+        await producer.stop()
+    # The running consumers refuse the archived season's records (dead letters) and make no partition for it.
+    deadline = asyncio.get_running_loop().time() + 60
+    for service in ("query", "analytics"):
+        labels = {"group": platform.service(service).consumer_group, "topic": topic, "outcome": "dead_letter"}
+        while (REGISTRY.get_sample_value("snapline_consumer_messages_total", labels) or 0) < late:
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"{service} never dead-lettered the late records"
+            )
+            await asyncio.sleep(0.1)
+    assert set((await platform.rows(2009)).values()) == {0}
+    # A rebuild replays the whole topic, 2009 included, and leaves 2009 out of what it swaps in.
+    for target, service in ((QUERY_REBUILD, "query"), (ANALYTICS_REBUILD, "analytics")):
+        report = await rebuild(platform.service(service), target)
+        assert report.records >= len(by_game)
+    for part in ("plays_2009", "defender_plays_2009", "analytics_plays_2009"):
+        assert not await _exists(platform, part), part
+    assert set((await platform.rows(2009)).values()) == {0}
+    assert (await platform.rows(2010))["plays"] > 100
+    assert (await platform.get("/v1/games?season=2009"))[0] == 410
+
+    await restore_season(platform.settings, platform.targets, 2009)
+    assert {o.name: await platform.digests(o, 2009) for o in (QUERY, ANALYTICS)} == before
