@@ -155,6 +155,9 @@ async def test_a_real_season_round_trips_through_cold_storage_with_equal_checksu
     some_play = answers[ARCHIVED_READS[0]]["items"][0]["play_id"]
     answers[f"/v1/plays/{some_play}"] = (await platform.get(f"/v1/plays/{some_play}"))[1]
 
+    ranking = "/v1/analytics/defense/pressure-leaders?min_snaps=1&limit=100&season_type=ALL"
+    assert (await platform.get(ranking))[1] != (await platform.get(f"{ranking}&season=2010"))[1]
+
     archived = await archive_season(platform.settings, platform.targets, 2009)
 
     # The files and the manifest: one zstd Parquet file per table, rows and checksums the live rows'.
@@ -184,6 +187,10 @@ async def test_a_real_season_round_trips_through_cold_storage_with_equal_checksu
         assert body["error"]["code"] == "season_archived"
         assert "snapline restore 2009" in body["error"]["message"]
     assert await _answers(platform, ACTIVE_READS) == {p: answers[p] for p in ACTIVE_READS}
+    # Reads of every season now cover 2010 alone, the in-process defender index included.
+    assert (await platform.get(ranking))[1] == (await platform.get(f"{ranking}&season=2010"))[1]
+    status, oldest = await platform.get("/v1/plays?sort=oldest&limit=5")
+    assert status == 200 and {p["season"] for p in oldest["items"]} == {2010}
 
     # A file changed in cold storage (same rows, one value different) restores nothing.
     plays_file = platform.cold / "2009" / "plays.parquet"
