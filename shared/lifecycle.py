@@ -105,7 +105,13 @@ async def _seasons(c: _Connections, keep: int) -> Seasons:
         raise ArchiveError(f"ARCHIVE_KEEP_SEASONS must be at least 1, got {keep}")
     active, archived = {}, {}
     for t in c.targets:
-        active[t.owner.name], archived[t.owner.name] = await archive.seasons(c.conns[t.owner.name], t.owner)
+        try:
+            active[t.owner.name], archived[t.owner.name] = await archive.seasons(
+                c.conns[t.owner.name], t.owner
+            )
+        except asyncpg.UndefinedTableError as exc:
+            raise ArchiveError(f"{exc}: the {t.owner.name} service of this version has not migrated this "
+                               "database yet (it does at start-up)") from None  # fmt: skip
     return Seasons(active, archived, keep)
 
 

@@ -72,8 +72,19 @@ def lines(verb: str, outcome: Outcome) -> list[str]:
     return out
 
 
-def run_archive(args: argparse.Namespace) -> int:
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a run reports in a sentence: refusals, and storage or database failures (never a traceback)."""
+    import asyncpg
+    import msgspec
+
     from shared.archive import ArchiveError
+    from shared.coldstore import ColdStoreError
+
+    # OSError: pyarrow's I/O errors (a directory not writable, S3 refusing) and connections refused.
+    return (ArchiveError, ColdStoreError, OSError, asyncpg.PostgresError, msgspec.DecodeError)
+
+
+def run_archive(args: argparse.Namespace) -> int:
     from shared.lifecycle import survey
 
     settings = Settings.from_env("cli")
@@ -91,7 +102,7 @@ def run_archive(args: argparse.Namespace) -> int:
               f"({', '.join(map(str, kept)) or 'none'}); to archive: {', '.join(map(str, due)) or 'none'}")  # fmt: skip
         for season in [] if args.dry_run else due:
             print("\n".join(lines("archived", asyncio.run(_archive(settings, season, False)))))
-    except ArchiveError as exc:
+    except _failures() as exc:
         print(f"archive failed: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -104,13 +115,12 @@ async def _archive(settings: Settings, season: int, force: bool) -> Outcome:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from shared.archive import ArchiveError
     from shared.lifecycle import restore_season
 
     settings = Settings.from_env("cli")
     try:
         outcome = asyncio.run(restore_season(settings, _targets(), args.season))
-    except ArchiveError as exc:
+    except _failures() as exc:
         print(f"restore failed: {exc}", file=sys.stderr)
         return 1
     print("\n".join(lines("restored", outcome)))
