@@ -205,16 +205,18 @@ async def drop(conn: asyncpg.Connection, owner: SeasonOwner, season: int, files:
         game_ids = [r[0] for r in await conn.fetch(
             f"SELECT game_id FROM {ident(owner.games)} WHERE season = $1 ORDER BY 1", season)]  # fmt: skip
         for table in owner.keys:
-            if table in owner.partitioned:
-                part = ident(f"{table}_{season:d}")
-                if await conn.fetchval("SELECT to_regclass($1)", part) is not None:
-                    await conn.execute(f"ALTER TABLE {ident(table)} DETACH PARTITION {part}")
-                    await conn.execute(f"DROP TABLE {part}")
-            else:
+            if table not in owner.partitioned:
                 await conn.execute(f"DELETE FROM {ident(table)} WHERE season = $1", season)
         await conn.execute(f"INSERT INTO {ident(owner.marks)} (season, location, game_ids) VALUES ($1, $2, $3)",
                            season, location, game_ids)  # fmt: skip
         await _bump(conn, owner, season, game_ids)
+        # Last: DETACH holds the parent's ACCESS EXCLUSIVE lock until commit, which reads of every
+        # season wait for (CONCURRENTLY cannot run inside a transaction).
+        for table in owner.partitioned:
+            part = ident(f"{table}_{season:d}")
+            if await conn.fetchval("SELECT to_regclass($1)", part) is not None:
+                await conn.execute(f"ALTER TABLE {ident(table)} DETACH PARTITION {part}")
+                await conn.execute(f"DROP TABLE {part}")
     SECONDS.labels(owner.name, "drop").set(time.monotonic() - started)
     log.info("archive_dropped", owner=owner.name, season=season, games=len(game_ids),
              seconds=round(time.monotonic() - started, 2))  # fmt: skip
@@ -238,19 +240,17 @@ async def restore(conn: asyncpg.Connection, owner: SeasonOwner, season: int, sto
         if game_ids is None:
             raise ArchiveError(f"season {season} is not archived in {owner.name}'s tables")
         for table in owner.keys:
-            target = table
-            if table in owner.partitioned:
-                target = f"{table}_{season:d}"
-                await conn.execute(f"CREATE TABLE IF NOT EXISTS {ident(target)} PARTITION OF {ident(table)} "
-                                   f"FOR VALUES FROM ({season:d}) TO ({season + 1:d})")  # fmt: skip
-            if await conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {ident(target)} WHERE season = $1)", season
-            ):
+            if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {ident(table)} WHERE season = $1)", season):
                 raise ArchiveError(
                     f"{owner.name}.{table} holds rows of season {season} again (events of it applied after it "
                     "was archived): nothing restored; see docs/archive.md"
                 )
+            target = f"{table}_{season:d}" if table in owner.partitioned else table
+            if target != table:
+                await _new_partition(conn, table, target)
             rows = await _load(conn, store, season, files[table], target, "", batch_rows)
+            if target != table:
+                await _attach(conn, table, target, season)
             ROWS.labels(owner.name, table, "restore").inc(rows)
             BYTES.labels(owner.name, "restore").inc(files[table].bytes)
         _compare(owner, files, await season_digests(conn, owner, season), "the restored table")
@@ -258,6 +258,26 @@ async def restore(conn: asyncpg.Connection, owner: SeasonOwner, season: int, sto
     SECONDS.labels(owner.name, "restore").set(time.monotonic() - started)
     log.info("archive_restored", owner=owner.name, season=season,
              rows={t: f.rows for t, f in files.items()}, seconds=round(time.monotonic() - started, 2))  # fmt: skip
+
+
+async def _new_partition(conn: asyncpg.Connection, table: str, part: str) -> None:
+    """A table to load the season into before it becomes a partition (an empty one left behind goes)."""
+    await conn.execute(f"DROP TABLE IF EXISTS {ident(part)}")  # empty: the caller found no rows of the season
+    await conn.execute(
+        f"CREATE TABLE {ident(part)} (LIKE {ident(table)} INCLUDING DEFAULTS INCLUDING STORAGE)"
+    )
+
+
+async def _attach(conn: asyncpg.Connection, table: str, part: str, season: int) -> None:
+    """Attach the loaded table as the season's partition. ATTACH locks the parent SHARE UPDATE EXCLUSIVE,
+    which reads pass (CREATE ... PARTITION OF would hold ACCESS EXCLUSIVE through the whole load);
+    the CHECK spares it the scan that proves every row belongs, and the indexes are built once, here."""
+    check = ident(f"{part}_season")
+    await conn.execute(f"ALTER TABLE {ident(part)} ADD CONSTRAINT {check} "
+                       f"CHECK (season IS NOT NULL AND season >= {season:d} AND season < {season + 1:d})")  # fmt: skip
+    await conn.execute(f"ALTER TABLE {ident(table)} ATTACH PARTITION {ident(part)} "
+                       f"FOR VALUES FROM ({season:d}) TO ({season + 1:d})")  # fmt: skip
+    await conn.execute(f"ALTER TABLE {ident(part)} DROP CONSTRAINT {check}")
 
 
 async def seasons(conn: asyncpg.Connection, owner: SeasonOwner) -> tuple[set[int], dict[int, str]]:
