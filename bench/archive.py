@@ -4,7 +4,9 @@ Loads every game of a season from the corpus wheel (all season types) through th
 projector and the analytics store into a schema of its own in DATABASE_URL's database, archives
 the season to a temporary directory (`snapline archive`'s code: export, read back, drop), restores
 it, and checks that every table's rows and SHA-256 are the same as before. Prints a line per table
-(rows, Parquet bytes) and the seconds of each step; the schema and the directory are removed at the end.
+(rows, Parquet bytes) and the seconds of each step, beside the raw baseline measured in the same
+run: the same rows COPY'd out of PostgreSQL in its binary format (bytes and seconds), which is the
+floor of reading them out. The schema and the directory are removed at the end.
 
     python bench/archive.py [--season 2015]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import shutil
 import sys
 import tempfile
@@ -51,6 +54,23 @@ async def _digests(dsn: str, season: int) -> dict[str, tuple[int, str]]:
         await conn.close()
 
 
+async def _raw_copy(dsn: str, season: int) -> dict[str, tuple[int, float]]:
+    """table -> (bytes, seconds) of `COPY (SELECT * ... WHERE season = $1) TO STDOUT (FORMAT binary)`."""
+    conn = await asyncpg.connect(dsn)
+    out = {}
+    try:
+        for owner in (QUERY, ANALYTICS):
+            for table in owner.keys:
+                sink = io.BytesIO()
+                started = time.perf_counter()
+                await conn.copy_from_query(f"SELECT * FROM {table} WHERE season = $1", season, output=sink,
+                                           format="binary")  # fmt: skip
+                out[table] = (sink.tell(), time.perf_counter() - started)
+        return out
+    finally:
+        await conn.close()
+
+
 async def run(season: int) -> None:
     base = Settings.from_env("bench")
     schema = f"bench_archive_{uuid.uuid4().hex[:8]}"
@@ -83,13 +103,18 @@ async def run(season: int) -> None:
             f"season {season}: {len(ids)} games, {plays} plays loaded in {time.monotonic() - started:.1f} s"
         )
         before = await _digests(dsn, season)
+        raw = await _raw_copy(dsn, season)
         targets = [Target(QUERY, dsn), Target(ANALYTICS, dsn)]
         archived = await archive_season(settings, targets, season, force=True)
         restored = await restore_season(settings, targets, season)
         after = await _digests(dsn, season)
         for table, f in archived.tables.items():
-            print(f"{table:<24} {f.rows:>9} rows {f.bytes / 1e6:>8.2f} MB")
+            print(
+                f"{table:<24} {f.rows:>9} rows {f.bytes / 1e6:>8.2f} MB Parquet   raw COPY {raw[table][0] / 1e6:>7.2f} MB"
+            )
         total = sum(f.bytes for f in archived.tables.values())
+        print(f"raw baseline: COPY of the same rows out, binary: {sum(b for b, _ in raw.values()) / 1e6:.1f} MB "
+              f"in {sum(t for _, t in raw.values()):.1f} s")  # fmt: skip
         print(f"archive (export, read back, drop) {archived.seconds:.1f} s; restore {restored.seconds:.1f} s; "
               f"{total / 1e6:.1f} MB of Parquet; checksums {'equal' if after == before else 'DIFFERENT'} "
               f"({archived.checksum[:16]})")  # fmt: skip
