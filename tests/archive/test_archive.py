@@ -241,6 +241,14 @@ async def test_the_cli_lists_the_policy_and_says_why_it_refuses(
     assert not platform.cold.exists()
     assert await asyncio.to_thread(main, ["restore", "2010"]) == 1
     assert "restore failed: season 2010 is not archived: it is active" in capsys.readouterr().err
+    # Cold storage that cannot be written (a file where the folder should be): a sentence, nothing dropped.
+    blocked = platform.cold.parent / "blocked"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("ARCHIVE_URL", str(blocked))
+    assert await asyncio.to_thread(main, ["archive", "2009"]) == 1
+    assert capsys.readouterr().err.startswith("archive failed: ")
+    assert (await platform.get("/v1/games?season=2009"))[0] == 200
+    assert (await platform.rows(2009))["plays"] > 2500
     for argv in (["archive"], ["archive", "2009", "--dry-run"], ["archive", "2009", "--policy"]):
         with pytest.raises(SystemExit) as done:
             main(argv)
