@@ -63,28 +63,35 @@ class SeasonOwner:
         return ["all", f"season:{season}", *(f"game:{g}" for g in game_ids)]
 
 
-def _checksum(owner: SeasonOwner, table: str, season: int) -> Checksum:
-    return Checksum(key=owner.keys[table], where=f"season = {season:d}")
+def _checksum(owner: SeasonOwner, table: str, season: int, skip: tuple[str, ...] = ()) -> Checksum:
+    return Checksum(key=owner.keys[table], skip=skip, where=f"season = {season:d}")
 
 
 async def season_digests(
-    conn: asyncpg.Connection, owner: SeasonOwner, season: int, schema: str = ""
-) -> Digests:
+    conn: asyncpg.Connection, owner: SeasonOwner, season: int, schema: str = "",
+    files: Mapping[str, TableFile] | None = None,
+) -> Digests:  # fmt: skip
     """Each table's (rows, sha256) of the season, in the caller's transaction; `schema` qualifies the
-    tables (`pg_temp`: the copies `verify` loads)."""
+    tables (`pg_temp`: the copies `verify` loads). With `files`, over the columns each file holds:
+    a column added to a table after its season was archived is not in the archive's checksum."""
     await text_forms(conn)
     prefix = f"{ident(schema)}." if schema else ""
-    return {
-        t: await digest_relation(conn, prefix + ident(t), _checksum(owner, t, season)) for t in owner.keys
-    }
+    out = {}
+    for table in owner.keys:
+        relation = prefix + ident(table)
+        skip: tuple[str, ...] = ()
+        if files is not None and table in files:
+            skip = tuple(n for n, _ in await columns(conn, relation) if n not in files[table].columns)
+        out[table] = await digest_relation(conn, relation, _checksum(owner, table, season, skip))
+    return out
 
 
-async def columns(conn: asyncpg.Connection, table: str) -> list[tuple[str, str]]:
-    """(column, type) of a table, in its column order."""
+async def columns(conn: asyncpg.Connection, relation: str) -> list[tuple[str, str]]:
+    """(column, type) of a relation (SQL, quoted, optionally schema-qualified), in its column order."""
     rows = await conn.fetch(
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        ident(table),
+        relation,
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -98,7 +105,7 @@ async def export(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         digests = await season_digests(conn, owner, season)
         for table in owner.keys:
-            cols = await columns(conn, table)
+            cols = await columns(conn, ident(table))
             schema = arrow_schema(cols)
             names = ", ".join(ident(n) for n, _ in cols)
             order = ", ".join(ident(k) for k in owner.keys[table])
@@ -170,7 +177,9 @@ async def verify(conn: asyncpg.Connection, owner: SeasonOwner, season: int, stor
             await conn.execute(f"CREATE TEMPORARY TABLE {ident(table)} (LIKE {ident(table)}) ON COMMIT DROP")
             await _load(conn, store, season, entry, table, "pg_temp", batch_rows)
             BYTES.labels(owner.name, "verify").inc(entry.bytes)
-        _compare(owner, files, await season_digests(conn, owner, season, "pg_temp"), "the file read back")
+        _compare(
+            owner, files, await season_digests(conn, owner, season, "pg_temp", files), "the file read back"
+        )
     finally:
         await tx.rollback()  # the temporary copies go with it
     SECONDS.labels(owner.name, "verify").set(time.monotonic() - started)
@@ -201,7 +210,7 @@ async def drop(conn: asyncpg.Connection, owner: SeasonOwner, season: int, files:
     started = time.monotonic()
     async with conn.transaction():
         await _exclusive(conn, owner)
-        _compare(owner, files, await season_digests(conn, owner, season), "the live table now")
+        _compare(owner, files, await season_digests(conn, owner, season, files=files), "the live table now")
         game_ids = [r[0] for r in await conn.fetch(
             f"SELECT game_id FROM {ident(owner.games)} WHERE season = $1 ORDER BY 1", season)]  # fmt: skip
         for table in owner.keys:
@@ -253,7 +262,7 @@ async def restore(conn: asyncpg.Connection, owner: SeasonOwner, season: int, sto
                 await _attach(conn, table, target, season)
             ROWS.labels(owner.name, table, "restore").inc(rows)
             BYTES.labels(owner.name, "restore").inc(files[table].bytes)
-        _compare(owner, files, await season_digests(conn, owner, season), "the restored table")
+        _compare(owner, files, await season_digests(conn, owner, season, files=files), "the restored table")
         await _bump(conn, owner, season, game_ids)
     SECONDS.labels(owner.name, "restore").set(time.monotonic() - started)
     log.info("archive_restored", owner=owner.name, season=season,

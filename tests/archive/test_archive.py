@@ -300,3 +300,21 @@ async def test_late_events_and_a_rebuild_leave_an_archived_season_archived(
 
     await restore_season(platform.settings, platform.targets, 2009)
     assert {o.name: await platform.digests(o, 2009) for o in (QUERY, ANALYTICS)} == before
+
+
+async def test_a_season_restores_into_tables_that_gained_columns_since(platform: Platform) -> None:
+    archived = await archive_season(platform.settings, platform.targets, 2009)
+    # As a later schema.sql would: a column added to a plain table and to a partitioned one.
+    await platform.pools["query"].execute("ALTER TABLE games ADD COLUMN venue text")
+    await platform.pools["analytics"].execute(
+        "ALTER TABLE defender_plays ADD COLUMN snap_share real DEFAULT 1"
+    )
+    restored = await restore_season(platform.settings, platform.targets, 2009)
+    assert restored.checksum == archived.checksum
+    assert await platform.pools["query"].fetchval("SELECT count(*) FROM games WHERE season = 2009") == 17
+    assert (
+        await platform.pools["analytics"].fetchval(
+            "SELECT count(*) FROM defender_plays WHERE season = 2009 AND snap_share = 1"
+        )
+        == archived.tables["defender_plays"].rows
+    )
