@@ -239,7 +239,7 @@ class SeasonPartitions:
                 if archived is not None:
                     raise SeasonArchivedError(
                         f"season {archived} is archived: its events are not applied until `snapline restore "
-                        f"{archived}` brings it back (then replay them from the dead-letter topic)"
+                        f"{archived}` brings it back (then `snapline rebuild` applies them from the plays topic)"
                     )
             for season in sorted(missing):
                 await conn.execute(
