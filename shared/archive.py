@@ -106,31 +106,13 @@ async def export(
         digests = await season_digests(conn, owner, season)
         for table in owner.keys:
             cols = await columns(conn, ident(table))
-            schema = arrow_schema(cols)
-            names = ", ".join(ident(n) for n, _ in cols)
-            order = ", ".join(ident(k) for k in owner.keys[table])
-            sql = f"SELECT {names} FROM {ident(table)} WHERE season = $1 ORDER BY {order}"
             name = f"{table}.parquet"
-            stream, writer = store.writer(season, name, schema)
-            rows, pending = 0, []
-            try:
-                # pyarrow writes block the loop; the CLI runs nothing else meanwhile.
-                async for record in conn.cursor(sql, season, prefetch=min(batch_rows, 5000)):
-                    pending.append(record)
-                    if len(pending) >= batch_rows:
-                        writer.write_batch(record_batch(schema, pending))
-                        rows, pending = rows + len(pending), []
-                if pending or not rows:
-                    writer.write_batch(record_batch(schema, pending))
-                    rows += len(pending)
-            finally:
-                writer.close()
-                stream.close()
-            size = store.size(season, name)
+            rows = await _write(conn, store, season, table, cols, owner.keys[table], batch_rows)
             if rows != digests[table][0]:
                 raise ArchiveError(
                     f"{table}: wrote {rows} rows of season {season}, the snapshot has {digests[table][0]}"
                 )
+            size = store.size(season, name)
             out[table] = TableFile(owner=owner.name, file=name, rows=rows, sha256=digests[table][1], bytes=size,
                                    columns=[n for n, _ in cols])  # fmt: skip
             ROWS.labels(owner.name, table, "archive").inc(rows)
@@ -140,6 +122,32 @@ async def export(
              rows={t: f.rows for t, f in out.items()}, bytes=sum(f.bytes for f in out.values()),
              seconds=round(time.monotonic() - started, 2))  # fmt: skip
     return out
+
+
+async def _write(
+    conn: asyncpg.Connection, store: ColdStore, season: int, table: str, cols: list[tuple[str, str]],
+    key: tuple[str, ...], batch_rows: int,
+) -> int:  # fmt: skip
+    """The season's rows of `table` in key order to `<table>.parquet`, a row group per `batch_rows`."""
+    schema = arrow_schema(cols)
+    sql = (f"SELECT {', '.join(ident(n) for n, _ in cols)} FROM {ident(table)} WHERE season = $1 "
+           f"ORDER BY {', '.join(ident(k) for k in key)}")  # fmt: skip
+    stream, writer = store.writer(season, f"{table}.parquet", schema)
+    rows, pending = 0, []
+    try:
+        # pyarrow writes block the loop; the CLI runs nothing else meanwhile.
+        async for record in conn.cursor(sql, season, prefetch=min(batch_rows, 5000)):
+            pending.append(record)
+            if len(pending) >= batch_rows:
+                writer.write_batch(record_batch(schema, pending))
+                rows, pending = rows + len(pending), []
+        if pending or not rows:  # an empty season still gets a file with the table's schema
+            writer.write_batch(record_batch(schema, pending))
+            rows += len(pending)
+    finally:
+        writer.close()
+        stream.close()
+    return rows
 
 
 async def _load(
