@@ -279,7 +279,16 @@ async def restore(conn: asyncpg.Connection, owner: SeasonOwner, season: int, sto
 
 async def _new_partition(conn: asyncpg.Connection, table: str, part: str) -> None:
     """A table to load the season into before it becomes a partition (an empty one left behind goes)."""
-    await conn.execute(f"DROP TABLE IF EXISTS {ident(part)}")  # empty: the caller found no rows of the season
+    if await conn.fetchval("SELECT to_regclass($1)", ident(part)) is not None:
+        attached = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = to_regclass($2))",
+            ident(part), ident(table),
+        )  # fmt: skip
+        if not attached:  # never drop a table of someone else's making
+            raise ArchiveError(
+                f"a table {part} exists outside {table}: nothing restored; rename or drop it first"
+            )
+        await conn.execute(f"DROP TABLE {ident(part)}")  # attached and empty: the caller found no rows
     await conn.execute(
         f"CREATE TABLE {ident(part)} (LIKE {ident(table)} INCLUDING DEFAULTS INCLUDING STORAGE)"
     )

@@ -228,6 +228,14 @@ async def test_bad_requests_are_refused_with_a_sentence_and_change_nothing(platf
         await archive_season(settings, targets, 2009)
     assert await platform.digests(QUERY, 2010) == before
     assert not (platform.cold / "2010").exists()
+    # A table of someone else's making where the season's partition goes is never dropped.
+    pool = platform.pools["query"]
+    await pool.execute("CREATE TABLE plays_2009 (note text)")
+    await pool.execute("INSERT INTO plays_2009 VALUES ('keep me')")
+    with pytest.raises(ArchiveError, match="a table plays_2009 exists outside plays: nothing restored"):
+        await restore_season(settings, targets, 2009)
+    assert await pool.fetchval("SELECT note FROM plays_2009") == "keep me"
+    assert (await platform.get("/v1/games?season=2009"))[0] == 410
 
 
 async def test_the_cli_lists_the_policy_and_says_why_it_refuses(
