@@ -100,6 +100,9 @@ def run_archive(args: argparse.Namespace) -> int:
         due, kept = state.to_archive(), state.kept()
         print(f"policy: the newest {settings.archive_keep_seasons} seasons stay active "
               f"({', '.join(map(str, kept)) or 'none'}); to archive: {', '.join(map(str, due)) or 'none'}")  # fmt: skip
+        for season in sorted(s for s in state.known if state.fully_archived(s)):
+            where = next(iter(state.archived.values()))[season]
+            print(f"archived: {season} in {where.rstrip('/')}/{season}/")
         for season in [] if args.dry_run else due:
             print("\n".join(lines("archived", asyncio.run(_archive(settings, season, False)))))
     except _failures() as exc:

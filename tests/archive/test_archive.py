@@ -257,6 +257,15 @@ async def test_the_cli_lists_the_policy_and_says_why_it_refuses(
     assert capsys.readouterr().err.startswith("archive failed: ")
     assert (await platform.get("/v1/games?season=2009"))[0] == 200
     assert (await platform.rows(2009))["plays"] > 2500
+    # The policy archives what it lists, and lists what is archived.
+    monkeypatch.setenv("ARCHIVE_URL", str(platform.cold))
+    assert await asyncio.to_thread(main, ["archive", "--policy"]) == 0
+    out = capsys.readouterr().out
+    assert "to archive: 2009" in out and "archived season 2009 (query, analytics)" in out
+    assert await asyncio.to_thread(main, ["archive", "--policy", "--dry-run"]) == 0
+    assert f"to archive: none\narchived: 2009 in {platform.cold}/2009/" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["restore", "2009"]) == 0
+    assert "restored season 2009 (query, analytics)" in capsys.readouterr().out
     for argv in (["archive"], ["archive", "2009", "--dry-run"], ["archive", "2009", "--policy"]):
         with pytest.raises(SystemExit) as done:
             main(argv)
