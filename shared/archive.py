@@ -21,6 +21,7 @@ archived seasons. Steps, each on one connection to the owner's database:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -154,15 +155,22 @@ async def _load(
     conn: asyncpg.Connection, store: ColdStore, season: int, entry: TableFile, table: str, schema: str,
     batch_rows: int,
 ) -> int:  # fmt: skip
+    """COPY a file's rows into `table`; the file is read and converted in a thread, so that a service
+    restoring on demand (shared/ondemand.py) keeps answering meanwhile."""
     rows = 0
-    for batch in store.batches(season, entry.file, batch_rows):
-        if batch.schema.names != entry.columns:
-            raise ArchiveError(f"{store.where(season)}{entry.file} has columns {batch.schema.names}, "
-                               f"the manifest says {entry.columns}")  # fmt: skip
-        await conn.copy_records_to_table(
-            table, records=records(batch), columns=entry.columns, schema_name=schema
-        )
-        rows += batch.num_rows
+    batches = store.batches(season, entry.file, batch_rows)
+    try:
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            if batch.schema.names != entry.columns:
+                raise ArchiveError(f"{store.where(season)}{entry.file} has columns {batch.schema.names}, "
+                                   f"the manifest says {entry.columns}")  # fmt: skip
+            converted = await asyncio.to_thread(records, batch)
+            await conn.copy_records_to_table(
+                table, records=converted, columns=entry.columns, schema_name=schema
+            )
+            rows += batch.num_rows
+    finally:
+        batches.close()  # the file, also when a batch failed
     return rows
 
 

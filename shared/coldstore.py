@@ -14,7 +14,7 @@ metadata (`pg_type`); json and jsonb travel as their text.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -140,7 +140,7 @@ class ColdStore:
             raise ColdStoreError(f"{self.where(season)}{name} is missing")
         return int(info.size)
 
-    def batches(self, season: int, name: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def batches(self, season: int, name: str, batch_rows: int) -> Generator[pa.RecordBatch, None, None]:
         """The file's rows in batches of at most `batch_rows` (one row group in memory at a time)."""
         self.size(season, name)  # a clear error for a missing file
         with self.fs.open_input_file(self.path(season, name)) as source:

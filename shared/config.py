@@ -184,6 +184,9 @@ class Settings:
     # never settings: pyarrow's S3 client reads AWS's own chain (AWS_ACCESS_KEY_ID, profiles, roles).
     archive_s3_endpoint: str = ""
     archive_s3_region: str = ""
+    # A read of an archived season restores the reading service's part of it in the background
+    # (503 season_restoring until it is back) instead of answering 410 (shared/ondemand.py).
+    archive_restore_on_demand: bool = False
     # consumers
     consumer_group: str = ""
     consumer_batch: int = 500
@@ -270,6 +273,7 @@ class Settings:
             archive_batch_rows=_int(env, "ARCHIVE_BATCH_ROWS", 20_000),
             archive_s3_endpoint=env.get("ARCHIVE_S3_ENDPOINT", ""),
             archive_s3_region=env.get("ARCHIVE_S3_REGION", ""),
+            archive_restore_on_demand=_bool(env, "ARCHIVE_RESTORE_ON_DEMAND"),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),
         )

@@ -11,11 +11,10 @@ import msgspec
 from aiohttp import web
 
 from services.analytics import epa, queries
-from services.analytics.keys import ANSWERS, INDEX, POSTGRES
+from services.analytics.keys import ANSWERS, INDEX, POSTGRES, RESTORER
 from services.analytics.store import ARCHIVED
 from shared import params as p
 from shared.answers import cache_key, seasons_or_all
-from shared.errors import season_archived
 
 _encoder = msgspec.json.Encoder()
 _ARCHIVED = f"SELECT min(season) FROM {ARCHIVED} WHERE season = ANY($1::int[])"
@@ -35,7 +34,7 @@ async def _answer(
             if seasons := values.get("season"):
                 archived = await pool.fetchval(_ARCHIVED, seasons)
                 if archived is not None:
-                    raise season_archived(archived)
+                    raise request.app[RESTORER].refusal(archived)
             return _encoder.encode(await compute(pool))
 
         return await cache.get(pool, key, tags, encoded)

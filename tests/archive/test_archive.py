@@ -13,6 +13,7 @@ the same answers as before.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ ARCHIVED_READS = [
     "/v1/analytics/defense/pressure-leaders?season=2009&min_snaps=1&limit=50",
     "/v1/analytics/epa?group=team&side=offense&season=2009&season_type=ALL",
 ]
+_EMPTY = hashlib.sha256().hexdigest()  # the digest of no rows
 ACTIVE_READS = ["/v1/games?season=2010", "/v1/analytics/leaders?stat=defense.sacks&season=2010"]
 
 
@@ -96,11 +98,13 @@ class Platform:
 @pytest.fixture
 async def platform(
     topics: Settings, make_settings: Callable[..., Settings], database_url: str, started: Any,
-    events: list[PlayRecorded], tmp_path: Path,
+    events: list[PlayRecorded], tmp_path: Path, request: pytest.FixtureRequest,
 ) -> AsyncIterator[Platform]:  # fmt: skip
+    """Real games in a schema of the test's own, query and analytics running on it; `request.param`:
+    more environment for the services (indirect parametrization)."""
     cold = tmp_path / "cold"
     env = {"DATABASE_URL": database_url, "ARCHIVE_URL": str(cold), "ARCHIVE_KEEP_SEASONS": "1",
-           "ARCHIVE_BATCH_ROWS": "1000"}  # fmt: skip
+           "ARCHIVE_BATCH_ROWS": "1000", **getattr(request, "param", {})}  # fmt: skip
     query_db = postgres_dependency(make_settings("query", **env), migrations="services.query")
     analytics_db = postgres_dependency(make_settings("analytics", **env), migrations="services.analytics")
     pools = {"query": (await started(query_db)).primary, "analytics": (await started(analytics_db)).primary}
@@ -335,3 +339,45 @@ async def test_a_season_restores_into_tables_that_gained_columns_since(platform:
         )
         == archived.tables["defender_plays"].rows
     )
+
+
+@pytest.mark.parametrize("platform", [{"ARCHIVE_RESTORE_ON_DEMAND": "true"}], indirect=True)
+async def test_on_demand_a_read_restores_the_reading_services_part(platform: Platform) -> None:
+    before = {o.name: await platform.digests(o, 2009) for o in (QUERY, ANALYTICS)}
+    reads = {"query": ARCHIVED_READS[2], "analytics": ARCHIVED_READS[5]}
+    answers = await _answers(platform, list(reads.values()))
+    await archive_season(platform.settings, platform.targets, 2009)
+    deadline = asyncio.get_running_loop().time() + 60
+    for name, path in reads.items():
+        client = platform.analytics if name == "analytics" else platform.query
+        async with client.get(path) as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"] == "10"
+            assert (await resp.json())["error"]["code"] == "season_restoring"
+        while (status_body := await platform.get(path))[0] != 200:
+            assert status_body[0] == 503, status_body
+            assert asyncio.get_running_loop().time() < deadline, f"{name} never restored 2009"
+            await asyncio.sleep(0.1)
+        assert status_body[1] == answers[path]
+        # Each service brought back its own tables, and only those.
+        owner = QUERY if name == "query" else ANALYTICS
+        assert await platform.digests(owner, 2009) == before[name]
+        if name == "query":
+            assert set((await platform.digests(ANALYTICS, 2009)).values()) == {(0, _EMPTY)}
+    with pytest.raises(ArchiveError, match="season 2009 is not archived: it is active"):
+        await restore_season(platform.settings, platform.targets, 2009)
+
+
+@pytest.mark.parametrize("platform", [{"ARCHIVE_RESTORE_ON_DEMAND": "true"}], indirect=True)
+async def test_on_demand_a_restore_that_fails_is_said_and_not_retried_at_once(platform: Platform) -> None:
+    await archive_season(platform.settings, platform.targets, 2009)
+    (platform.cold / "2009" / "manifest.json").unlink()
+    path = ARCHIVED_READS[2]
+    assert (await platform.get(path))[0] == 503
+    deadline = asyncio.get_running_loop().time() + 30
+    while (status_body := await platform.get(path))[0] != 410:
+        assert asyncio.get_running_loop().time() < deadline, status_body
+        await asyncio.sleep(0.1)
+    details = status_body[1]["error"]["details"]
+    assert "holds no manifest.json" in details[-1]["restore_on_demand_failed"]
+    assert (await platform.get(path))[0] == 410  # within the backoff: no new attempt
+    assert set((await platform.digests(QUERY, 2009)).values()) == {(0, _EMPTY)}
