@@ -326,6 +326,20 @@ class Settings:
     # ~420 MB at most. Past the bound the ranking is answered by SQL (logged, and the gauge says so);
     # 0 turns the index off.
     analytics_index_rows: int = 20_000_000
+    # Season lifecycle (`snapline archive`/`restore`, shared/lifecycle.py): where archived seasons go
+    # (a directory, or s3://bucket/prefix), how many of the newest seasons stay active (the design
+    # overview's "current + 2 previous"), and the rows per Parquet row group and per COPY batch,
+    # which bound the archive's memory (a row group of plays is ~1 KB a row).
+    archive_url: str = ".local/archive"
+    archive_keep_seasons: int = 3
+    archive_batch_rows: int = 20_000
+    # S3-compatible storage: the endpoint (MinIO, Ceph...; empty: AWS) and region. Credentials are
+    # never settings: pyarrow's S3 client reads AWS's own chain (AWS_ACCESS_KEY_ID, profiles, roles).
+    archive_s3_endpoint: str = ""
+    archive_s3_region: str = ""
+    # A read of an archived season restores the reading service's part of it in the background
+    # (503 season_restoring until it is back) instead of answering 410 (shared/ondemand.py).
+    archive_restore_on_demand: bool = False
     # consumers
     consumer_group: str = ""
     consumer_batch: int = 500
@@ -406,6 +420,12 @@ class Settings:
             model_path=env.get("MODEL_PATH", cls.model_path),
             model_reload_seconds=_float(env, "MODEL_RELOAD_SECONDS", 10.0),
             analytics_index_rows=_int(env, "ANALYTICS_INDEX_ROWS", 20_000_000),
+            archive_url=env.get("ARCHIVE_URL", cls.archive_url),
+            archive_keep_seasons=_int(env, "ARCHIVE_KEEP_SEASONS", 3),
+            archive_batch_rows=_int(env, "ARCHIVE_BATCH_ROWS", 20_000),
+            archive_s3_endpoint=env.get("ARCHIVE_S3_ENDPOINT", ""),
+            archive_s3_region=env.get("ARCHIVE_S3_REGION", ""),
+            archive_restore_on_demand=_bool(env, "ARCHIVE_RESTORE_ON_DEMAND"),
             consumer_group=env.get(f"{up}_CONSUMER_GROUP", f"snapline-{service}"),
             consumer_batch=_int(env, "CONSUMER_BATCH", 500),
         )

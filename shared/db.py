@@ -180,7 +180,7 @@ async def migrate(pool: asyncpg.Pool, package: str) -> None:
         log.info("schema_migrated", package=package, digest=digest[:12])
 
 
-_PARTITION_LOCK = 0x736E61706C696E65  # 'snapline': serialises partition DDL across instances
+PARTITION_LOCK = 0x736E61706C696E65  # 'snapline': serialises partition DDL across instances
 
 
 def lock_key(name: str) -> int:
@@ -200,6 +200,10 @@ async def share_swap_lock(conn: asyncpg.Connection, key: int | None) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", key)
 
 
+class SeasonArchivedError(Exception):
+    """An event of a season that is in cold storage: not applied (the consumer dead-letters it)."""
+
+
 class SeasonPartitions:
     """Creates the yearly partitions of a season-partitioned table on demand, once per process.
 
@@ -207,11 +211,14 @@ class SeasonPartitions:
     a rebuild swaps out, before the swap (which copies their partitions), or in the swapped-in ones.
     """
 
-    def __init__(self, table: str, swap_lock: int | None = None) -> None:
+    def __init__(self, table: str, swap_lock: int | None = None, archived: str | None = None) -> None:
         if not table.isidentifier():
             raise ValueError(f"{table!r} is not a plain table name")
         self.table = table
         self._swap_lock = swap_lock
+        # The owner's table of seasons in cold storage (shared/archive.py): no partition is made for
+        # them again, so a late event of an archived season is refused (and dead-lettered).
+        self._archived = archived
         self._known: set[int] = set()
 
     def __repr__(self) -> str:
@@ -224,7 +231,16 @@ class SeasonPartitions:
             return
         async with conn.transaction():
             await share_swap_lock(conn, self._swap_lock)  # before the partition lock, as a swap takes them
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+            if self._archived is not None:
+                archived = await conn.fetchval(
+                    f"SELECT min(season) FROM {self._archived} WHERE season = ANY($1::int[])", sorted(missing)
+                )
+                if archived is not None:
+                    raise SeasonArchivedError(
+                        f"season {archived} is archived: its events are not applied until `snapline restore "
+                        f"{archived}` brings it back (then `snapline rebuild` applies them from the plays topic)"
+                    )
             for season in sorted(missing):
                 await conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {self.table}_{season:d} PARTITION OF {self.table} "

@@ -33,3 +33,12 @@ def bad_request(message: str, details: list[Any] | None = None, code: str = "bad
 
 def not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
+
+
+def season_archived(season: int) -> ApiError:
+    """410: the season's rows are in cold storage (shared/lifecycle.py), with the command that brings them back."""
+    return ApiError(
+        410, "season_archived",
+        f"season {season} is archived in cold storage; `snapline restore {season}` brings it back",
+        [{"field": "season", "season": season, "restore": f"snapline restore {season}"}],
+    )  # fmt: skip

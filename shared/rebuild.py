@@ -270,6 +270,7 @@ async def _rebuild(settings: Settings, target: Target, live: Pools, guard: async
             await replay.to(ends)
             async with pools.primary.acquire() as conn:
                 await shadow.match_partitions(guard, conn, owned, live_schema, name)
+                archived = await shadow.drop_archived(guard, conn, owned, live_schema)
             await shadow.swap(guard, owned, live_schema, name)
             snapshot = await live.primary.acquire()
             tx = snapshot.transaction(isolation="repeatable_read", readonly=True)
@@ -280,7 +281,7 @@ async def _rebuild(settings: Settings, target: Target, live: Pools, guard: async
             report.locked_seconds = time.monotonic() - locked
             REBUILD_SECONDS.labels(target.name, "locked").set(report.locked_seconds)
         report.end_offsets = {tp.partition: off for tp, off in ends.items()}
-        log.info("rebuild_swapped", target=target.name, records=replay.records,
+        log.info("rebuild_swapped", target=target.name, records=replay.records, archived_seasons_left_out=archived,
                  locked_seconds=round(report.locked_seconds, 3), end_offsets=report.end_offsets)  # fmt: skip
         try:
             report.tables = await shadow.digests(snapshot, owned)

@@ -35,6 +35,7 @@ class OwnedTables:
     swap_lock: int  # held shared by the package's writers (shared.db.share_swap_lock)
     checksums: Mapping[str, Checksum]  # every table, in swap order
     partitioned: tuple[str, ...] = field(default=())  # the season-partitioned ones (SeasonPartitions)
+    archived: str | None = None  # the package's table of seasons in cold storage (shared/archive.py)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -79,6 +80,29 @@ async def match_partitions(live: asyncpg.Connection, shadow: asyncpg.Connection,
         await SeasonPartitions(table).ensure(shadow, seasons)
 
 
+async def drop_archived(live: asyncpg.Connection, shadow: asyncpg.Connection, owned: OwnedTables,
+                        live_schema: str) -> list[int]:  # fmt: skip
+    """Remove from the shadow the seasons the live tables have in cold storage: the topic keeps every
+    season, so a replay brings them back, and the swap must not put them beside their archived mark."""
+    if owned.archived is None:
+        return []
+    seasons = sorted(
+        r[0] for r in await live.fetch(f"SELECT season FROM {ident(live_schema)}.{ident(owned.archived)}")
+    )
+    if not seasons:
+        return []
+    for table in owned.tables:
+        if table in owned.partitioned:
+            for season in seasons:
+                await shadow.execute(f"DROP TABLE IF EXISTS {ident(f'{table}_{season:d}')}")
+        elif await shadow.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'season')",
+            ident(table),
+        ):
+            await shadow.execute(f"DELETE FROM {ident(table)} WHERE season = ANY($1::int[])", seasons)
+    return seasons
+
+
 async def swap(conn: asyncpg.Connection, owned: OwnedTables, live: str, shadow: str) -> None:
     """Move the live tables (and their partitions) out and the shadow's in, in one transaction;
     the old ones are dropped. The caller holds the package's swap lock exclusive."""
@@ -102,36 +126,43 @@ async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute(f"DROP SCHEMA IF EXISTS {ident(schema)} CASCADE")
 
 
+async def text_forms(conn: asyncpg.Connection) -> None:
+    """Text forms that do not depend on the session, for the rest of the caller's transaction:
+    timestamps in UTC, floats shortest-exact."""
+    await conn.execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+                       "SET LOCAL extra_float_digits = 1; SET LOCAL IntervalStyle = 'postgres'")  # fmt: skip
+
+
+async def digest_relation(conn: asyncpg.Connection, relation: str, spec: Checksum) -> tuple[int, str]:
+    """(rows, sha256) of `relation` (SQL, quoted, optionally schema-qualified) as `spec` says, in
+    the caller's transaction, after `text_forms`. Columns are digested in name order, so two
+    tables with the same columns in another order digest alike."""
+    columns = await conn.fetch(
+        "SELECT attname, atttypid = 'json'::regtype FROM pg_attribute WHERE attrelid = to_regclass($1) "
+        "AND attnum > 0 AND NOT attisdropped ORDER BY attname",
+        relation,
+    )
+    # json keeps the text it was given: a value written through a jsonb parameter comes back
+    # spaced differently from the same value COPY'd. Digested as jsonb, equal values are equal.
+    values = [f"{ident(n)}::jsonb" if is_json else ident(n) for n, is_json in columns if n not in spec.skip]
+    if not values:
+        raise LookupError(f"no table {relation} on the search path")
+    sql = (f"SELECT ROW({', '.join(values)})::text FROM {relation} "
+           f"WHERE {spec.where} ORDER BY {', '.join(ident(k) for k in spec.key)}")  # fmt: skip
+    digest = hashlib.sha256()
+    rows = 0
+    async for record in conn.cursor(sql, prefetch=2000):
+        digest.update(record[0].encode())
+        digest.update(b"\n")
+        rows += 1
+    return rows, digest.hexdigest()
+
+
 async def digests(conn: asyncpg.Connection, owned: OwnedTables) -> dict[str, tuple[int, str]]:
     """table -> (rows, sha256) of the tables `conn`'s search_path finds, inside the caller's
     transaction (a REPEATABLE READ one digests one moment of every table)."""
-    # Text forms that do not depend on the session: timestamps in UTC, floats shortest-exact.
-    await conn.execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
-                       "SET LOCAL extra_float_digits = 1; SET LOCAL IntervalStyle = 'postgres'")  # fmt: skip
-    out: dict[str, tuple[int, str]] = {}
-    for table, spec in owned.checksums.items():
-        columns = await conn.fetch(
-            "SELECT attname, atttypid = 'json'::regtype FROM pg_attribute WHERE attrelid = to_regclass($1) "
-            "AND attnum > 0 AND NOT attisdropped ORDER BY attname",
-            ident(table),
-        )
-        # json keeps the text it was given: a value written through a jsonb parameter comes back
-        # spaced differently from the same value COPY'd. Digested as jsonb, equal values are equal.
-        values = [
-            f"{ident(n)}::jsonb" if is_json else ident(n) for n, is_json in columns if n not in spec.skip
-        ]
-        if not values:
-            raise LookupError(f"no table {table!r} on the search path")
-        sql = (f"SELECT ROW({', '.join(values)})::text FROM {ident(table)} "
-               f"WHERE {spec.where} ORDER BY {', '.join(ident(k) for k in spec.key)}")  # fmt: skip
-        digest = hashlib.sha256()
-        rows = 0
-        async for record in conn.cursor(sql, prefetch=2000):
-            digest.update(record[0].encode())
-            digest.update(b"\n")
-            rows += 1
-        out[table] = (rows, digest.hexdigest())
-    return out
+    await text_forms(conn)
+    return {table: await digest_relation(conn, ident(table), spec) for table, spec in owned.checksums.items()}
 
 
 def combined(per_table: Mapping[str, tuple[int, str]]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from shared.config import Settings
 from shared.logging import setup as setup_logging
-from snapline_cli import apikeys, audit, imports, model, rebuild, replay, users
+from snapline_cli import apikeys, archive, audit, imports, model, rebuild, replay, users
 
 # name -> function adding that command's parser; each sets `run(args) -> exit code` as a default.
 # `import` and `replay` join here, each from its own module.
@@ -20,6 +20,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     "replay": replay.register,
     "rebuild": rebuild.register,
     "model": model.register,
+    "archive": archive.register,  # archive and restore
 }
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.analytics.consumer import batch_handler
 from services.analytics.index import DefenderIndex
-from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, INDEX, POSTGRES, REDIS
+from services.analytics.keys import ANSWERS, CONSUMER, DEAD_LETTER, INDEX, POSTGRES, REDIS, RESTORER
 from services.analytics.routes import setup_routes
 from services.analytics.store import (
     GENERATIONS,
@@ -25,6 +25,7 @@ from shared.db import postgres_dependency
 from shared.epwp import ModelFile
 from shared.http import READY_DETAILS, add_background, add_dependency, base_app
 from shared.kafka import ConsumerLoop, add_consumer, producer_dependency
+from shared.ondemand import add_restorer
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -48,5 +49,6 @@ def create_app(settings: Settings) -> web.Application:
         VALUER.keep_valued, app[POSTGRES], models, SWAP_LOCK, after_chunk, settings.model_reload_seconds))  # fmt: skip
     add_background(app, "play_copy_check", functools.partial(check_play_copy, app[POSTGRES]))
     add_background(app, "defender_index", functools.partial(app[INDEX].warm, app[POSTGRES]))
+    add_restorer(app, RESTORER, settings, app[POSTGRES], "services.analytics.archive")
     setup_routes(app)
     return app

@@ -11,11 +11,13 @@ import msgspec
 from aiohttp import web
 
 from services.analytics import epa, queries
-from services.analytics.keys import ANSWERS, INDEX, POSTGRES
+from services.analytics.keys import ANSWERS, INDEX, POSTGRES, RESTORER
+from services.analytics.store import ARCHIVED
 from shared import params as p
 from shared.answers import cache_key, seasons_or_all
 
 _encoder = msgspec.json.Encoder()
+_ARCHIVED = f"SELECT min(season) FROM {ARCHIVED} WHERE season = ANY($1::int[])"
 
 
 async def _answer(
@@ -28,6 +30,11 @@ async def _answer(
 
     async def on(pool: asyncpg.Pool) -> bytes:
         async def encoded() -> bytes:
+            # Only when no kept answer is valid: archiving and restoring raise the season's generations.
+            if seasons := values.get("season"):
+                archived = await pool.fetchval(_ARCHIVED, seasons)
+                if archived is not None:
+                    raise request.app[RESTORER].refusal(archived)
             return _encoder.encode(await compute(pool))
 
         return await cache.get(pool, key, tags, encoded)

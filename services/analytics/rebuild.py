@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.analytics.store import GENERATIONS, SWAP_LOCK, AggregateStore
+from services.analytics.store import ARCHIVED, GENERATIONS, SWAP_LOCK, AggregateStore
 from shared.answers import after_swap
 from shared.db import Pools
 from shared.deps import Dependency
@@ -30,6 +30,7 @@ TABLES = OwnedTables(
         "analytics_games": Checksum(key=("game_id",), skip=("value_model",)),
     },
     partitioned=("defender_plays", "analytics_plays"),
+    archived=ARCHIVED,  # archived seasons stay archived: a replay's rows of them are left out of the swap
 )
 
 

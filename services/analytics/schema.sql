@@ -110,3 +110,12 @@ CREATE TABLE IF NOT EXISTS analytics_games (
     away        text    NOT NULL,
     value_model text
 );
+
+-- Seasons moved to cold storage (`snapline archive`, shared/archive.py): their rows are gone from
+-- the aggregates and the play copy; reads narrowed to them answer 410 season_archived.
+CREATE TABLE IF NOT EXISTS analytics_archived_seasons (
+    season      integer     PRIMARY KEY,
+    location    text        NOT NULL,
+    game_ids    text[]      NOT NULL DEFAULT '{}',
+    archived_at timestamptz NOT NULL DEFAULT now()
+);

@@ -121,6 +121,8 @@ def _total_columns(totals: dict[Week, Entries]) -> list[list[Any]]:
 
 SPLIT_PLAYS = 2000
 GENERATIONS = "analytics_generations"  # the answer cache's generations (shared/answers.py)
+# Seasons in cold storage (services/analytics/archive.py; written by shared/archive.py): reads answer 410.
+ARCHIVED = "analytics_archived_seasons"
 # `snapline rebuild analytics` swaps the four tables under it; every write transaction holds it shared.
 SWAP_LOCK = swap_lock("services.analytics")
 # EP/WP of analytics_plays, a whole game at a time (shared/valuing.py).
@@ -160,7 +162,9 @@ class AggregateStore:
         self._swap_lock = swap_lock  # None: a rebuild's own store, writing its shadow tables
         # None: plays are stored without EP/WP (a rebuild's shadow: the service values it once swapped in)
         self._models = models
-        self._partitions = [SeasonPartitions(t, swap_lock) for t in ("defender_plays", "analytics_plays")]
+        self._partitions = [
+            SeasonPartitions(t, swap_lock, archived=ARCHIVED) for t in ("defender_plays", "analytics_plays")
+        ]
         # Players as last written by this process; remembered only once their transaction commits.
         self._players: dict[str, tuple[str, str | None, str, str | None]] = {}
         self.split_at = SPLIT_PLAYS  # batches of at least this many plays are applied in two halves

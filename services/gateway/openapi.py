@@ -152,6 +152,7 @@ ERRORS = {
     404: "No such resource",
     405: "The path does not take this method",
     409: "It exists already",
+    410: "The season asked for is archived in cold storage (`snapline restore SEASON` brings it back)",
     413: "The body is larger than the limit",
     415: "The body's Content-Type or Content-Encoding is not accepted",
     422: "None of the events is valid (details name each one's errors)",
@@ -239,6 +240,9 @@ def _success(route: Route) -> dict[str, Any]:
     return answer
 
 
+NO_SEASON = ("/v1/teams", "/v1/players/{player_id}")  # reads that cannot name an archived season
+
+
 def _error_codes(route: Route) -> list[int]:
     codes = [400, 405, 429, 503]
     if route.guard.roles:
@@ -249,6 +253,8 @@ def _error_codes(route: Route) -> list[int]:
         codes.append(426)  # a plain GET, not a WebSocket handshake
     if "{" in route.path or route.upstream:
         codes.append(404)
+    if route.upstream in ("query", "analytics") and route.path not in NO_SEASON:
+        codes.append(410)  # a season, game or play of an archived season
     if route.method in ("POST", "PATCH"):
         codes += [413, 415]
     if route.path in ("/v1/admin/users", "/v1/admin/keys") and route.method == "POST":

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.query.cache import open_cache
 from services.query.consumer import batch_handler
-from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES, REDIS
+from services.query.keys import CACHE, CONSUMER, DEAD_LETTER, POSTGRES, REDIS, RESTORER
 from services.query.projection import SWAP_LOCK, Projector
 from services.query.routes import setup_routes
 from services.query.values import keep_valued
@@ -18,6 +18,7 @@ from shared.db import postgres_dependency
 from shared.epwp import ModelFile
 from shared.http import READY_DETAILS, add_background, add_dependency, base_app
 from shared.kafka import ConsumerLoop, add_consumer, producer_dependency
+from shared.ondemand import add_restorer
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -36,5 +37,6 @@ def create_app(settings: Settings) -> web.Application:
     add_consumer(app, CONSUMER, loop, settings)
     add_background(app, "epwp_values", functools.partial(
         keep_valued, app[POSTGRES], models, SWAP_LOCK, settings.model_reload_seconds))  # fmt: skip
+    add_restorer(app, RESTORER, settings, app[POSTGRES], "services.query.archive")
     setup_routes(app)
     return app

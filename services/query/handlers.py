@@ -12,8 +12,9 @@ import msgspec
 from aiohttp import web
 
 from services.query import games, players, plays
+from services.query.archived import checked, missing_game
 from services.query.cache import cache_key
-from services.query.keys import CACHE, POSTGRES
+from services.query.keys import CACHE, POSTGRES, RESTORER
 from shared import params as p
 
 _encoder = msgspec.json.Encoder()
@@ -42,30 +43,33 @@ def _game_tag(play_id: str) -> list[str]:
 
 async def list_plays(request: web.Request) -> web.Response:
     values = p.parse_params(dict(request.query), plays.PLAY_PARAMS)
-    return await _answer(
-        request, "plays", values, plays.tags(values), lambda db: plays.page_plays(db, values)
-    )
+    compute = checked(lambda db: plays.page_plays(db, values), values.get("season", ()),
+                      values.get("game_id", ()), request.app[RESTORER].refusal)  # fmt: skip
+    return await _answer(request, "plays", values, plays.tags(values), compute)
 
 
 async def get_play(request: web.Request) -> web.Response:
     play_id = request.match_info["play_id"]
-    return await _answer(
-        request, "play", {"id": play_id}, _game_tag(play_id), lambda db: plays.get_play(db, play_id)
+    compute = missing_game(
+        lambda db: plays.get_play(db, play_id), play_id.rpartition(":")[0], request.app[RESTORER].refusal
     )
+    return await _answer(request, "play", {"id": play_id}, _game_tag(play_id), compute)
 
 
 async def list_games(request: web.Request) -> web.Response:
     values = p.parse_params(dict(request.query), games.GAME_PARAMS)
-    return await _answer(
-        request, "games", values, games.tags(values), lambda db: games.page_games(db, values)
+    compute = checked(
+        lambda db: games.page_games(db, values),
+        values.get("season", ()),
+        refusal=request.app[RESTORER].refusal,
     )
+    return await _answer(request, "games", values, games.tags(values), compute)
 
 
 async def get_game(request: web.Request) -> web.Response:
     game_id = request.match_info["game_id"]
-    return await _answer(
-        request, "game", {"id": game_id}, [f"game:{game_id}"], lambda db: games.get_game(db, game_id)
-    )
+    compute = missing_game(lambda db: games.get_game(db, game_id), game_id, request.app[RESTORER].refusal)
+    return await _answer(request, "game", {"id": game_id}, [f"game:{game_id}"], compute)
 
 
 async def list_teams(request: web.Request) -> web.Response:
@@ -74,9 +78,11 @@ async def list_teams(request: web.Request) -> web.Response:
 
 async def list_players(request: web.Request) -> web.Response:
     values = p.parse_params(dict(request.query), players.PLAYER_PARAMS)
-    return await _answer(
-        request, "players", values, players.tags(values), lambda db: players.page_players(db, values)
-    )
+    compute = checked(
+        lambda db: players.page_players(db, values), values.get("season", ()),
+        refusal=request.app[RESTORER].refusal,
+    )  # fmt: skip
+    return await _answer(request, "players", values, players.tags(values), compute)
 
 
 async def get_player(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from services.query.archived import MARKS
 from services.query.cache import batch_tags, bump
 from services.query.players import player_rows, write_players
 from services.query.values import VALUER
@@ -153,7 +154,7 @@ class Projector:
         self._db = db
         self._models = models  # None: plays are stored without EP/WP (a rebuild's shadow; see values.py)
         self._swap_lock = swap_lock
-        self._partitions = SeasonPartitions("plays", swap_lock)
+        self._partitions = SeasonPartitions("plays", swap_lock, archived=MARKS)
         self.plays_written = 0
 
     def __repr__(self) -> str:

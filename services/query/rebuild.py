@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.query.archived import MARKS
 from services.query.cache import GENERATIONS
 from services.query.projection import SWAP_LOCK, Projector
 from services.query.values import VALUE_COLUMNS
@@ -22,6 +23,7 @@ TABLES = OwnedTables(
         "player_teams": Checksum(key=("player_id", "season", "team")),
     },
     partitioned=("plays",),
+    archived=MARKS,  # archived seasons stay archived: a replay's rows of them are left out of the swap
 )
 
 

@@ -103,3 +103,14 @@ ALTER TABLE plays ADD COLUMN IF NOT EXISTS ep_before double precision,
     ADD COLUMN IF NOT EXISTS wp_before double precision, ADD COLUMN IF NOT EXISTS wp_after double precision,
     ADD COLUMN IF NOT EXISTS value_model text;
 ALTER TABLE games ADD COLUMN IF NOT EXISTS value_model text;
+
+-- Seasons moved to cold storage (`snapline archive`, shared/archive.py): their rows are gone from
+-- plays (partition dropped), games and player_teams; reads of them answer 410 season_archived.
+-- game_ids: the season's games, so that a read by game or play id can say so too.
+CREATE TABLE IF NOT EXISTS archived_seasons (
+    season      integer     PRIMARY KEY,
+    location    text        NOT NULL,
+    game_ids    text[]      NOT NULL DEFAULT '{}',
+    archived_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS archived_seasons_games ON archived_seasons USING gin (game_ids);
