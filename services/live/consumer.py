@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
 from services.live.messages import views_of
-from services.live.metrics import SEQUENCED
+from services.live.metrics import DELIVERY_SECONDS, SEQUENCED
 from services.live.sequencer import Sequencer
 from services.live.values import LiveValues
 from shared.config import Settings
@@ -50,6 +51,9 @@ def plays_handler(sequencer: Sequencer, values: LiveValues | None = None) -> Bat
         fresh = sum(1 for seq in seqs if seq)
         SEQUENCED.labels("sequenced").inc(fresh)
         SEQUENCED.labels("duplicate").inc(len(seqs) - fresh)
+        now = time.time()
+        for record in live:
+            DELIVERY_SECONDS.observe(max(0.0, now - record.timestamp / 1000))
 
     return handle
 

@@ -28,6 +28,15 @@ QUEUE_DEPTH = Histogram(
 )
 QUEUE_DEPTH_MAX = Gauge("snapline_live_queue_depth_max", "Deepest client queue at the last heartbeat")
 SEQUENCED = Counter("snapline_live_events_total", "Play events seen by the sequencer", ["outcome"])
+# The live path's latency as an operator sees it: from the Kafka record's timestamp (ingest's clock
+# when it published the record, just before its 202) to the end of the sequencing call that
+# published its messages on Redis pub/sub. The relay's hop to the sockets comes after it
+# (bench/live.py measures the whole path to a viewer); clocks of different hosts skew it.
+DELIVERY_SECONDS = Histogram(
+    "snapline_live_delivery_seconds",
+    "From ingest's publish of a live record (its Kafka timestamp) to live's broadcast of its messages",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
 REPLAYED = Counter(
     "snapline_live_replayed_total", "Messages sent from the stream rather than live: resumes and gap fills"
 )
